@@ -58,13 +58,12 @@ def _read_lines(path: Path, what: str) -> list[str]:
         raise UserInputError(f"{what} {path} is empty: give one sentence a line")
     for number, line in enumerate(lines, start=1):
         if not line.strip():
-            raise UserInputError(f"{what} {path} line {number} is empty: remove it or fill it (every line is a sentence)")
+            raise UserInputError(f"{what} {path} line {number} is empty: remove or fill it (one sentence a line)")
     return lines
 
 
 def load_tsv(path: Path) -> ParallelCorpus:
-    """source<TAB>reference per line (a third column, such as a reference id, is ignored if it comes first? no:
-    exactly two columns, so a mistaken file cannot be read silently)."""
+    """Exactly source<TAB>reference per line: a third column is an error, so a mistaken file is not read silently."""
     sources, references = [], []
     for number, line in enumerate(_read_lines(path, "TSV file"), start=1):
         parts = line.split("\t")

@@ -12,7 +12,7 @@ from pathlib import Path
 SPECIAL_IDS = {"</s>": 0, "<unk>": 1, "<pad>": 2}
 
 
-def train_marian_tokenizer(texts: Sequence[str], out_dir: Path, vocab_size: int = 8000):
+def train_marian_tokenizer(texts: Sequence[str], out_dir: Path, vocab_size: int = 8000):  # noqa: ANN201
     """Train one unigram model on both languages and save a MarianTokenizer with it as source and target spm."""
     import sentencepiece as spm
     from transformers import MarianTokenizer
