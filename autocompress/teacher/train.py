@@ -111,8 +111,13 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log=print) -> Path: 
 
     workdir.mkdir(parents=True, exist_ok=True)
     settings_file = workdir / "settings.json"
-    if settings_file.exists() and json.loads(settings_file.read_text()) != asdict(settings):
-        raise ValueError(f"{workdir} holds a run with other settings: use another --workdir or the same settings")
+    # The schedule does not depend on the total, so a run may be extended or stopped early: only `steps` may differ.
+    identity = {k: v for k, v in asdict(settings).items() if k != "steps"}
+    if settings_file.exists():
+        earlier = {k: v for k, v in json.loads(settings_file.read_text()).items() if k != "steps"}
+        if earlier != identity:
+            changed = sorted(k for k in identity if earlier.get(k) != identity[k])
+            raise ValueError(f"{workdir} holds a run with other settings ({', '.join(changed)}): use another --workdir")
     settings_file.write_text(json.dumps(asdict(settings), indent=2))
     torch.manual_seed(settings.seed)
     train, dev = load_demo("train"), load_demo("dev").head(settings.eval_sentences)
@@ -184,6 +189,8 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log=print) -> Path: 
     model.eval()
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
+    state = {"step": step, "epoch": epoch, "settings": asdict(settings)}
+    (final / "training_state.json").write_text(json.dumps(state, indent=2))
     return final
 
 
