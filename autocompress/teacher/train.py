@@ -146,6 +146,7 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log=print) -> Path: 
         rng.setstate(ckpt["rng"])
         torch.set_rng_state(ckpt["torch_rng"])
         log(f"resumed at step {step} (epoch {epoch}, batch {position})")
+    lock = _lock_for_training(workdir) if step < settings.steps else None  # noqa: F841 (held until return)
     batches = _batches(lengths, settings.max_tokens, random.Random(settings.seed + epoch))
     pad = tokenizer.pad_token_id
     model.train()
@@ -192,6 +193,19 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log=print) -> Path: 
     state = {"step": step, "epoch": epoch, "settings": asdict(settings)}
     (final / "training_state.json").write_text(json.dumps(state, indent=2))
     return final
+
+
+def _lock_for_training(workdir: Path):  # noqa: ANN202
+    """One trainer per workdir: two would overwrite each other's checkpoints. Released when the file closes."""
+    import fcntl
+
+    handle = open(workdir / "train.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ValueError(f"another process is training in {workdir}: wait for it, or use another --workdir") from None
+    return handle
 
 
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
