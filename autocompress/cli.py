@@ -86,7 +86,7 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     if args.install:
         from autocompress.teacher.package import install_demo_teacher
 
-        print(f"installed the demo teacher in {install_demo_teacher(final)}")
+        print(f"installed the demo teacher in {install_demo_teacher(final, workdir)}")
     return 0
 
 

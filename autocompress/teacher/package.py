@@ -8,9 +8,14 @@ from pathlib import Path
 from autocompress.models import DEMO_MODEL
 
 
-def install_demo_teacher(trained_dir: Path, target: Path = DEMO_MODEL) -> Path:
+def install_demo_teacher(trained_dir: Path, workdir: Path, target: Path = DEMO_MODEL) -> Path:
+    """Install fp16 weights and tokenizer, then evaluate the installed weights and write the model card."""
+    import json
+
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from autocompress.teacher.card import evaluate_for_card, write_model_card
 
     model = AutoModelForSeq2SeqLM.from_pretrained(trained_dir, dtype=torch.float16)
     tokenizer = AutoTokenizer.from_pretrained(trained_dir)
@@ -18,9 +23,13 @@ def install_demo_teacher(trained_dir: Path, target: Path = DEMO_MODEL) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
-    card = target / "README.md"
-    if card.exists():  # the model card is written by hand from the evaluation; keep it across re-installs
-        shutil.copy(card, staging / "README.md")
+    if (workdir / "train.log").exists():
+        shutil.copy(workdir / "train.log", staging / "train.log")
+    # Score what ships: the fp16 weights, loaded back as fp32 the way users load them.
+    shipped = AutoModelForSeq2SeqLM.from_pretrained(staging, dtype=torch.float32).eval()
+    scores = evaluate_for_card(shipped, tokenizer)
+    state = json.loads((trained_dir / "training_state.json").read_text())
+    write_model_card(staging, state, scores, workdir)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target
