@@ -38,6 +38,7 @@ class TeacherSettings:
     eval_every: int = 500
     checkpoint_every: int = 250
     eval_sentences: int = 200
+    train_sentences: int | None = None  # a prefix of the train split (tests); None is all of it
 
 
 def build_model(settings: TeacherSettings, tokenizer):  # noqa: ANN001, ANN201
@@ -114,13 +115,16 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log=print) -> Path: 
     # The schedule does not depend on the total, so a run may be extended or stopped early: only `steps` may differ.
     identity = {k: v for k, v in asdict(settings).items() if k != "steps"}
     if settings_file.exists():
-        earlier = {k: v for k, v in json.loads(settings_file.read_text()).items() if k != "steps"}
+        # A key missing from an older run is a field added since, whose default keeps the old behaviour.
+        loaded = json.loads(settings_file.read_text())
+        earlier = {k: loaded.get(k, getattr(TeacherSettings, k)) for k in identity}
         if earlier != identity:
             changed = sorted(k for k in identity if earlier.get(k) != identity[k])
             raise ValueError(f"{workdir} holds a run with other settings ({', '.join(changed)}): use another --workdir")
     settings_file.write_text(json.dumps(asdict(settings), indent=2))
     torch.manual_seed(settings.seed)
-    train, dev = load_demo("train"), load_demo("dev").head(settings.eval_sentences)
+    train = load_demo("train").head(settings.train_sentences)
+    dev = load_demo("dev").head(settings.eval_sentences)
 
     tok_dir = workdir / "tokenizer"
     if (tok_dir / "tokenizer_config.json").exists():
