@@ -10,14 +10,18 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autocompress.errors import UserInputError
+
+if TYPE_CHECKING:
+    from autocompress.data import ParallelCorpus
 
 # Shared cores: busy-waiting OpenMP threads starve each other (design notes: 5–15× slower), so wait passively.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _corpus(args: argparse.Namespace):  # noqa: ANN202
+def _corpus(args: argparse.Namespace) -> ParallelCorpus:
     from autocompress import data
 
     if args.tsv:
@@ -36,12 +40,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     corpus = _corpus(args).head(args.limit)
     loaded = load_model(args.model)
-    hyps = translate_texts(loaded.model, loaded.tokenizer, list(corpus.sources), beam=args.beam,
-                           batch_size=args.batch_size, max_length=args.max_length)
+    hyps = translate_texts(
+        loaded.model,
+        loaded.tokenizer,
+        list(corpus.sources),
+        beam=args.beam,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+    )
     bleu, chrf = score_translations(hyps, list(corpus.references))
-    result = {"model": loaded.name, "data": corpus.name, "sentences": len(corpus), "beam": args.beam,
-              "bleu": round(bleu.score, 2), "chrf": round(chrf.score, 2),
-              "bleu_signature": bleu.signature, "chrf_signature": chrf.signature}
+    result = {
+        "model": loaded.name,
+        "data": corpus.name,
+        "sentences": len(corpus),
+        "beam": args.beam,
+        "bleu": round(bleu.score, 2),
+        "chrf": round(chrf.score, 2),
+        "bleu_signature": bleu.signature,
+        "chrf_signature": chrf.signature,
+    }
     if args.json:
         print(json.dumps(result))
     else:
@@ -58,8 +75,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.model)
     lines = [line.rstrip("\n") for line in sys.stdin]
-    hyps = translate_texts(loaded.model, loaded.tokenizer, lines, beam=args.beam, batch_size=args.batch_size,
-                           max_length=args.max_length)
+    hyps = translate_texts(
+        loaded.model, loaded.tokenizer, lines, beam=args.beam, batch_size=args.batch_size, max_length=args.max_length
+    )
     sys.stdout.writelines(h + "\n" for h in hyps)
     return 0
 
@@ -75,6 +93,7 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / "train.log", "a", buffering=1) as log_file:
+
         def log(message: str) -> None:
             print(message, flush=True)
             print(message, file=log_file)

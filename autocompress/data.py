@@ -69,9 +69,7 @@ def load_tsv(path: Path) -> ParallelCorpus:
         parts = line.split("\t")
         if len(parts) != 2:
             found = "no tab" if len(parts) == 1 else f"{len(parts) - 1} tabs"
-            raise UserInputError(
-                f"TSV file {path} line {number} has {found}: each line must be source<TAB>reference"
-            )
+            raise UserInputError(f"TSV file {path} line {number} has {found}: each line must be source<TAB>reference")
         if not parts[0].strip() or not parts[1].strip():
             raise UserInputError(f"TSV file {path} line {number} has an empty side: fill or remove it")
         sources.append(parts[0])

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sacrebleu.metrics.base import Score
 
 
-def score_translations(hypotheses: Sequence[str], references: Sequence[str]):  # noqa: ANN201
+def score_translations(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[Score, Score]:
     """Corpus BLEU and chrF (sacrebleu defaults: 13a tokenization, exp smoothing, chrF n=6 β=2)."""
     from sacrebleu.metrics import BLEU, CHRF
 

@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 
 @torch.inference_mode()
-def translate_texts(model, tokenizer, texts: Sequence[str], beam: int = 1, batch_size: int = 32,  # noqa: ANN001
-                    max_length: int = 256) -> list[str]:
+def translate_texts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    beam: int = 1,
+    batch_size: int = 32,
+    max_length: int = 256,
+) -> list[str]:
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
     out: list[str] = [""] * len(texts)
     for start in range(0, len(order), batch_size):
         ids = order[start : start + batch_size]
-        enc = tokenizer([texts[i] for i in ids], return_tensors="pt", padding=True, truncation=True,
-                        max_length=max_length)
-        generated = model.generate(**enc, num_beams=beam, do_sample=False, max_new_tokens=max_length,
-                                   early_stopping=True if beam > 1 else False)
+        enc = tokenizer(
+            [texts[i] for i in ids], return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        )
+        generated = model.generate(
+            **enc,
+            num_beams=beam,
+            do_sample=False,
+            max_new_tokens=max_length,
+            early_stopping=True if beam > 1 else False,
+        )
         for i, text in zip(ids, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
             out[i] = text
     return out

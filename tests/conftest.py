@@ -20,8 +20,16 @@ def tiny_spm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dev = load_demo("dev")
     (work / "corpus.txt").write_text("\n".join(dev.sources + dev.references), encoding="utf-8")
     spm.SentencePieceTrainer.train(
-        input=str(work / "corpus.txt"), model_prefix=str(work / "spm"), vocab_size=400, model_type="unigram",
-        eos_id=0, unk_id=1, pad_id=2, bos_id=-1, minloglevel=2, num_threads=1,
+        input=str(work / "corpus.txt"),
+        model_prefix=str(work / "spm"),
+        vocab_size=400,
+        model_type="unigram",
+        eos_id=0,
+        unk_id=1,
+        pad_id=2,
+        bos_id=-1,
+        minloglevel=2,
+        num_threads=1,
     )
     return work / "spm.model"
 
@@ -51,18 +59,36 @@ def build_tiny_model(family: str, spm_model: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer(family, spm_model, out)
     # M2M100 puts its language tokens after the sentencepiece ids, beyond len(tokenizer)
-    ids = [*tokenizer.get_vocab().values(), *tokenizer.all_special_ids,
-           *getattr(tokenizer, "lang_token_to_id", {}).values()]
+    ids = [
+        *tokenizer.get_vocab().values(),
+        *tokenizer.all_special_ids,
+        *getattr(tokenizer, "lang_token_to_id", {}).values(),
+    ]
     vocab_size = max(len(tokenizer), max(ids) + 1)
-    common = {"vocab_size": vocab_size, "pad_token_id": tokenizer.pad_token_id,
-              "eos_token_id": tokenizer.eos_token_id}
+    common = {"vocab_size": vocab_size, "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
     if family == "t5":
-        config = AutoConfig.for_model("t5", d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
-                                      num_heads=4, decoder_start_token_id=tokenizer.pad_token_id, **common)
+        config = AutoConfig.for_model(
+            "t5",
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_decoder_layers=2,
+            num_heads=4,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            **common,
+        )
     else:
         config = AutoConfig.for_model(
-            family, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-            decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
+            family,
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            max_position_embeddings=256,
             decoder_start_token_id=tokenizer.eos_token_id if family != "marian" else tokenizer.pad_token_id,
             **common,
         )

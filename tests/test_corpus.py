@@ -37,8 +37,10 @@ def test_splits_share_no_book() -> None:
 
 
 def test_markup_is_stripped_without_gluing_words() -> None:
-    raw = ('<w lemma="x">God</w><note placement="foot"><reference>1:1 </reference>A note.</note>'
-           '<w lemma="y">created</w> <title type="section">Heading</title>the <w>earth</w> .')
+    raw = (
+        '<w lemma="x">God</w><note placement="foot"><reference>1:1 </reference>A note.</note>'
+        '<w lemma="y">created</w> <title type="section">Heading</title>the <w>earth</w> .'
+    )
     assert clean_osis(raw, keep_canonical_titles=True) == "God created the earth."
     psalm = '<title canonical="true" type="psalm">A Psalm by David.</title> <l level="1"/>Yahweh, hear!'
     assert clean_osis(psalm, keep_canonical_titles=True) == "A Psalm by David. Yahweh, hear!"

@@ -70,8 +70,12 @@ def test_empty_line_in_plain_text(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     path = tmp_path / "data.tsv"
     path.write_text("no tab here\n")
-    proc = subprocess.run([sys.executable, "-m", "autocompress", "evaluate", "--tsv", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autocompress", "evaluate", "--tsv", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "source<TAB>reference" in proc.stderr

@@ -25,11 +25,22 @@ def test_tiny_model_loads_and_translates(tiny_models: dict[str, Path], family: s
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_evaluate_cli_on_user_model(tiny_models: dict[str, Path], family: str, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_cli_on_user_model(
+    tiny_models: dict[str, Path], family: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "d.tsv").write_text("In the beginning.\tEn el principio.\nGod said.\tDios dijo.\n")
-    code = main(["evaluate", "--model", str(tiny_models[family]), "--tsv", str(tmp_path / "d.tsv"),
-                 "--max-length", "8", "--json"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tiny_models[family]),
+            "--tsv",
+            str(tmp_path / "d.tsv"),
+            "--max-length",
+            "8",
+            "--json",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["sentences"] == 2
     assert result["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")

@@ -11,9 +11,22 @@ from safetensors.torch import load_file
 
 from autocompress.teacher.train import TeacherSettings, train_teacher
 
-TINY = TeacherSettings(steps=4, vocab_size=300, d_model=32, heads=2, ffn=64, encoder_layers=1, decoder_layers=1,
-                       max_tokens=200, warmup=2, eval_every=4, checkpoint_every=1, eval_sentences=3,
-                       train_sentences=300, max_length=32)
+TINY = TeacherSettings(
+    steps=4,
+    vocab_size=300,
+    d_model=32,
+    heads=2,
+    ffn=64,
+    encoder_layers=1,
+    decoder_layers=1,
+    max_tokens=200,
+    warmup=2,
+    eval_every=4,
+    checkpoint_every=1,
+    eval_sentences=3,
+    train_sentences=300,
+    max_length=32,
+)
 
 
 def _weights(final: Path) -> dict[str, torch.Tensor]:

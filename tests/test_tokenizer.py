@@ -11,8 +11,11 @@ from autocompress.models import DEMO_MODEL
 from autocompress.teacher.tokenizer import train_marian_tokenizer
 from tests.conftest import FAMILIES
 
-SENTENCES = ["In the beginning, God created the heavens and the earth.",
-             "Y dijo Dios: Sea la luz: y fué la luz.", "¿Quién es éste? ¡Jehová!"]
+SENTENCES = [
+    "In the beginning, God created the heavens and the earth.",
+    "Y dijo Dios: Sea la luz: y fué la luz.",
+    "¿Quién es éste? ¡Jehová!",
+]
 
 
 def test_trained_tokenizer_round_trip(tmp_path: Path) -> None:

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autocompress.data import load_demo
 from autocompress.evaluate_bleu import score_translations
 from autocompress.translate import translate_texts
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-def evaluate_for_card(model, tokenizer) -> list[dict]:  # noqa: ANN001
+
+def evaluate_for_card(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[dict]:
     rows = []
     for split, beam in (("test", 1), ("test", 4), ("dev", 1)):
         corpus = load_demo(split)
         hyps = translate_texts(model, tokenizer, list(corpus.sources), beam=beam, batch_size=32, max_length=256)
         bleu, chrf = score_translations(hyps, list(corpus.references))
-        rows.append({"split": split, "sentences": len(corpus), "beam": beam, "bleu": round(bleu.score, 2),
-                     "chrf": round(chrf.score, 2), "bleu_signature": bleu.signature, "chrf_signature": chrf.signature})
+        rows.append(
+            {
+                "split": split,
+                "sentences": len(corpus),
+                "beam": beam,
+                "bleu": round(bleu.score, 2),
+                "chrf": round(chrf.score, 2),
+                "bleu_signature": bleu.signature,
+                "chrf_signature": chrf.signature,
+            }
+        )
     return rows
 
 
@@ -30,12 +43,17 @@ def write_model_card(model_dir: Path, state: dict, scores: list[dict], workdir: 
     params = sum(t.numel() for t in _tensors(model_dir))
     table = "\n".join(
         f"| {r['split']} ({r['sentences']}) | {'greedy' if r['beam'] == 1 else 'beam ' + str(r['beam'])} "
-        f"| {r['bleu']:.2f} | {r['chrf']:.2f} |" for r in scores
+        f"| {r['bleu']:.2f} | {r['chrf']:.2f} |"
+        for r in scores
     )
     finished = state["step"] >= settings["steps"]
-    status = "" if finished else (
-        f"\n**Interim snapshot**: step {state['step']} of the run's {settings['steps']}; training continues and "
-        "the package will be updated with the finished model.\n"
+    status = (
+        ""
+        if finished
+        else (
+            f"\n**Interim snapshot**: step {state['step']} of the run's {settings['steps']}; training continues and "
+            "the package will be updated with the finished model.\n"
+        )
     )
     card = f"""---
 language: [en, es]
@@ -56,20 +74,20 @@ both languages, tied input/output embeddings.
 
 ## Training
 Command: `autocompress train-teacher --workdir {workdir} --install` (resumable; defaults in
-`autocompress/teacher/train.py`, `TeacherSettings`). Steps: {state['step']} (epoch {state['epoch']}), seed
-{settings['seed']}, ~{settings['max_tokens']} target tokens per batch, AdamW (β 0.9/0.98), peak learning rate
-{settings['lr']} with {settings['warmup']} warm-up steps and inverse-square-root decay, label smoothing
-{settings['label_smoothing']}, dropout {settings['dropout']}, on 2 CPU cores (torch {torch.__version__}).
+`autocompress/teacher/train.py`, `TeacherSettings`). Steps: {state["step"]} (epoch {state["epoch"]}), seed
+{settings["seed"]}, ~{settings["max_tokens"]} target tokens per batch, AdamW (β 0.9/0.98), peak learning rate
+{settings["lr"]} with {settings["warmup"]} warm-up steps and inverse-square-root decay, label smoothing
+{settings["label_smoothing"]}, dropout {settings["dropout"]}, on 2 CPU cores (torch {torch.__version__}).
 Data: the demo train split only (29,434 verse pairs); dev and test books are never seen. The training log,
-with periodic greedy BLEU/chrF on the first {settings['eval_sentences']} dev verses, is `train.log` beside this card.
+with periodic greedy BLEU/chrF on the first {settings["eval_sentences"]} dev verses, is `train.log` beside this card.
 
 ## Evaluation (fp32, max 256 new tokens, batch 32)
 | split (sentences) | decoding | BLEU | chrF |
 |---|---|---|---|
 {table}
 
-BLEU signature: `{scores[0]['bleu_signature']}`
-chrF signature: `{scores[0]['chrf_signature']}`
+BLEU signature: `{scores[0]["bleu_signature"]}`
+chrF signature: `{scores[0]["chrf_signature"]}`
 
 For reference, the rule-based Apertium en→es system scores about 13.8 BLEU on a by-book split like this one.
 Reproduce: `autocompress evaluate --model demo --split test` (greedy) and `--beam 4`.

@@ -7,12 +7,16 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import MarianTokenizer
 
 # Marian convention: </s> is 0, <unk> 1, and <pad> is last-but-not-in-spm; we put pad in the spm model as id 2.
 SPECIAL_IDS = {"</s>": 0, "<unk>": 1, "<pad>": 2}
 
 
-def train_marian_tokenizer(texts: Sequence[str], out_dir: Path, vocab_size: int = 8000):  # noqa: ANN201
+def train_marian_tokenizer(texts: Sequence[str], out_dir: Path, vocab_size: int = 8000) -> MarianTokenizer:
     """Train one unigram model on both languages and save a MarianTokenizer with it as source and target spm."""
     import sentencepiece as spm
     from transformers import MarianTokenizer

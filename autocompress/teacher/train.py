@@ -11,12 +11,17 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import torch
 
 from autocompress.data import load_demo
+
+if TYPE_CHECKING:
+    from transformers import MarianMTModel, PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class TeacherSettings:
     train_sentences: int | None = None  # a prefix of the train split (tests); None is all of it
 
 
-def build_model(settings: TeacherSettings, tokenizer):  # noqa: ANN001, ANN201
+def build_model(settings: TeacherSettings, tokenizer: PreTrainedTokenizerBase) -> MarianMTModel:
     from transformers import MarianConfig, MarianMTModel
 
     config = MarianConfig(
@@ -104,7 +109,7 @@ def _save_atomic(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train_teacher(workdir: Path, settings: TeacherSettings, log=print) -> Path:  # noqa: ANN001
+def train_teacher(workdir: Path, settings: TeacherSettings, log: Callable[[str], object] = print) -> Path:
     """Train (or resume) in workdir; returns the directory of the final model (save_pretrained layout)."""
     from autocompress.evaluate_bleu import score_translations
     from autocompress.teacher.tokenizer import train_marian_tokenizer
@@ -168,7 +173,9 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log=print) -> Path: 
         out = model(input_ids=enc, attention_mask=(enc != pad).long(), labels=labels)
         logits = out.logits
         loss = torch.nn.functional.cross_entropy(
-            logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100,
+            logits.view(-1, logits.size(-1)),
+            labels.view(-1),
+            ignore_index=-100,
             label_smoothing=settings.label_smoothing,
         )
         optimizer.zero_grad(set_to_none=True)
@@ -181,8 +188,15 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log=print) -> Path: 
             rate = tokens_seen / (time.time() - started)
             log(f"step {step} epoch {epoch} loss {loss.item():.3f} lr {_lr(step, settings):.2e} tgt_tok/s {rate:.0f}")
         if step % settings.checkpoint_every == 0 or step == settings.steps:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
-                     "position": position, "rng": rng.getstate(), "torch_rng": torch.get_rng_state()}
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "epoch": epoch,
+                "position": position,
+                "rng": rng.getstate(),
+                "torch_rng": torch.get_rng_state(),
+            }
             _save_atomic(state, ckpt_path)
         if step % settings.eval_every == 0 or step == settings.steps:
             model.eval()
@@ -199,7 +213,7 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log=print) -> Path: 
     return final
 
 
-def _lock_for_training(workdir: Path):  # noqa: ANN202
+def _lock_for_training(workdir: Path) -> IO[str]:
     """One trainer per workdir: two would overwrite each other's checkpoints. Released when the file closes."""
     import fcntl
 
