@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from autocompress import arch
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -26,13 +28,14 @@ def translate_texts(
         ids = order[start : start + batch_size]
         enc = tokenizer(
             [texts[i] for i in ids], return_tensors="pt", padding=True, truncation=True, max_length=max_length
-        )
+        ).to(model.device)
         generated = model.generate(
             **enc,
             num_beams=beam,
             do_sample=False,
             max_new_tokens=max_length,
             early_stopping=True if beam > 1 else False,
+            **arch.generate_kwargs(model),
         )
         for i, text in zip(ids, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
             out[i] = text

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from autocompress.data import load_demo
+
+# Tests share cores with each other and with training jobs: busy-waiting OpenMP threads would starve them.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FAMILIES = ("marian", "mbart", "m2m_100", "t5")
 

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING
 
 import torch
 
+from autocompress.batching import collate, encode_pairs, token_batches
 from autocompress.data import load_demo
 
 if TYPE_CHECKING:
@@ -75,29 +76,6 @@ def build_model(settings: TeacherSettings, tokenizer: PreTrainedTokenizerBase) -
     return MarianMTModel(config)
 
 
-def _batches(lengths: list[int], max_tokens: int, rng: random.Random) -> list[list[int]]:
-    """Token-bucketed batches: sort by length inside shuffled chunks so padding stays small."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    chunk = 4096
-    batches: list[list[int]] = []
-    for start in range(0, len(order), chunk):
-        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
-        batch: list[int] = []
-        longest = 0
-        for i in part:
-            longest_if_added = max(longest, lengths[i])
-            if batch and longest_if_added * (len(batch) + 1) > max_tokens:
-                batches.append(batch)
-                batch, longest_if_added = [], lengths[i]
-            batch.append(i)
-            longest = longest_if_added
-        if batch:
-            batches.append(batch)
-    rng.shuffle(batches)
-    return batches
-
-
 def _lr(step: int, settings: TeacherSettings) -> float:
     step = max(step, 1)
     return settings.lr * min(step / settings.warmup, math.sqrt(settings.warmup / step))
@@ -138,8 +116,7 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log: Callable[[str],
         tokenizer = MarianTokenizer.from_pretrained(tok_dir)
     else:
         tokenizer = train_marian_tokenizer(train.sources + train.references, tok_dir, settings.vocab_size)
-    src = tokenizer(list(train.sources), truncation=True, max_length=settings.max_length)["input_ids"]
-    tgt = tokenizer(text_target=list(train.references), truncation=True, max_length=settings.max_length)["input_ids"]
+    src, tgt = encode_pairs(tokenizer, train.sources, train.references, settings.max_length)
     lengths = [max(len(s), len(t)) for s, t in zip(src, tgt, strict=True)]
 
     model = build_model(settings, tokenizer)
@@ -156,21 +133,20 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log: Callable[[str],
         torch.set_rng_state(ckpt["torch_rng"])
         log(f"resumed at step {step} (epoch {epoch}, batch {position})")
     lock = _lock_for_training(workdir) if step < settings.steps else None  # noqa: F841 (held until return)
-    batches = _batches(lengths, settings.max_tokens, random.Random(settings.seed + epoch))
-    pad = tokenizer.pad_token_id
+    batches = token_batches(lengths, settings.max_tokens, random.Random(settings.seed + epoch))
     model.train()
     started, tokens_seen = time.time(), 0
     while step < settings.steps:
         if position >= len(batches):
             epoch, position = epoch + 1, 0
-            batches = _batches(lengths, settings.max_tokens, random.Random(settings.seed + epoch))
+            batches = token_batches(lengths, settings.max_tokens, random.Random(settings.seed + epoch))
         ids = batches[position]
         position += 1
-        enc = _pad([src[i] for i in ids], pad)
-        labels = _pad([tgt[i] for i in ids], -100)
+        batch = collate(src, tgt, ids, tokenizer.pad_token_id)
+        labels = batch["labels"]
         for group in optimizer.param_groups:
             group["lr"] = _lr(step + 1, settings)
-        out = model(input_ids=enc, attention_mask=(enc != pad).long(), labels=labels)
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
         logits = out.logits
         loss = torch.nn.functional.cross_entropy(
             logits.view(-1, logits.size(-1)),
@@ -224,8 +200,3 @@ def _lock_for_training(workdir: Path) -> IO[str]:
         handle.close()
         raise ValueError(f"another process is training in {workdir}: wait for it, or use another --workdir") from None
     return handle
-
-
-def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)

@@ -1,0 +1,60 @@
+"""What a pass may use besides the model it edits: the untouched teacher, its data, and the artifact cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from autocompress.cache import ArtifactCache, corpus_fingerprint, model_fingerprint
+from autocompress.importance import ImportanceSettings, score_importance
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from autocompress.data import ParallelCorpus
+    from autocompress.passes.sparsity import Sparsifier
+
+
+@dataclass
+class PassContext:
+    teacher: PreTrainedModel  # never modified: students are built from a copy
+    tokenizer: PreTrainedTokenizerBase
+    train: ParallelCorpus
+    cache: ArtifactCache
+    device: str = "cpu"
+    seed: int = 0  # the recipe's: batch order and initialisation of anything new
+    teacher_translations: int = 8000  # training sources the teacher translates once, for sequence-level KD
+    log: Callable[[str], object] = lambda _message: None
+    importance_settings: ImportanceSettings = field(default_factory=ImportanceSettings)
+    sparsifier: Sparsifier | None = None  # set by the sparsity pass, stepped by distillation
+    metrics: dict[str, Any] = field(default_factory=dict)  # what the passes measured, for the trial's record
+
+    @cached_property
+    def teacher_key(self) -> dict[str, str]:
+        return {"teacher": model_fingerprint(self.teacher), "data": corpus_fingerprint(self.train)}
+
+    def cached(self, kind: str, settings: dict[str, Any], build: Callable[[], dict[str, torch.Tensor]]) -> dict:
+        """A teacher-derived artifact (tensors), built once per (teacher, data, settings); hits and costs recorded."""
+        from safetensors.torch import load_file, save_file
+
+        def write(directory: Any) -> None:
+            save_file(build(), str(directory / "tensors.safetensors"))
+
+        entry = self.cache.get_or_build(kind, {**self.teacher_key, "settings": settings}, write)
+        self.metrics.setdefault("cache", {})[kind] = {"hit": entry.hit, "seconds": round(entry.seconds, 2)}
+        self.log(f"{kind}: {'cached' if entry.hit else 'built'} ({entry.seconds:.1f} s to build) at {entry.path}")
+        return load_file(str(entry.path / "tensors.safetensors"))
+
+    def importance(self) -> dict[str, torch.Tensor]:
+        from dataclasses import asdict
+
+        settings = self.importance_settings
+
+        def build() -> dict[str, torch.Tensor]:
+            return score_importance(self.teacher, self.tokenizer, self.train, settings)
+
+        return self.cached("importance", asdict(settings), build)

@@ -1,0 +1,164 @@
+"""Distillation: train the student from the teacher for a fixed, seeded step budget.
+
+word: α·T²·KL(teacher_T ‖ student_T) + (1−α)·CE(reference labels) (Hinton et al.; word-level KD of Kim & Rush).
+sequence: CE on the teacher's own greedy translations of training sources (sequence-level KD, Kim & Rush 2016),
+generated once per teacher and cached. word+sequence: the word-level loss on those translations.
+finetune: CE on the references alone, no teacher: the baseline that shows what the teacher adds.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from itertools import accumulate
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from autocompress import arch
+from autocompress.batching import collate, encode_pairs, token_batches
+from autocompress.passes.base import Param
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from transformers import PreTrainedModel
+
+    from autocompress.passes.context import PassContext
+    from autocompress.recipe import PassConfig
+
+NAME = "distill"
+STAGE = "train"
+METHODS = ("word", "sequence", "word+sequence", "finetune")
+PARAMS = (
+    Param("method", "categorical", "word", "what the student learns from (see the module docstring)", choices=METHODS),
+    Param("temperature", "float", 2.0, "softmax temperature T of word-level KD", low=0.5, high=10.0),
+    Param("alpha", "float", 0.5, "weight α of the KD term against the label cross-entropy", low=0.0, high=1.0),
+    Param(
+        "steps", "int", 400, "optimizer steps (the trial's training budget); 0 skips training", low=0, high=1_000_000
+    ),
+    Param(
+        "lr",
+        "float",
+        5e-4,
+        "peak learning rate (linear warm-up, then linear decay to zero)",
+        low=1e-6,
+        high=1e-2,
+        log=True,
+    ),
+    Param("warmup", "float", 0.05, "fraction of the steps spent warming up", low=0.0, high=0.5),
+    Param("max_tokens", "int", 2000, "padded target tokens per batch", low=64, high=65536),
+)
+MAX_LENGTH = 128
+
+
+def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
+    steps = config["steps"]
+    if steps == 0:
+        return
+    method = config["method"]
+    device = torch.device(ctx.device)
+    model.to(device).train()
+    teacher = ctx.teacher.to(device).eval() if "word" in method else None
+    alpha, temperature = config["alpha"], config["temperature"]
+    batches = _batches(ctx, method, config["max_tokens"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=(0.9, 0.98), weight_decay=0.0)
+    warmup = max(1, round(config["warmup"] * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(steps - warmup, 1)))
+    )
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
+    started, losses = time.perf_counter(), []
+    for step in range(1, steps + 1):
+        batch = {k: v.to(device) for k, v in next(batches).items()}
+        with amp:
+            out = model(**batch)
+            loss = out.loss
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = teacher(**batch).logits
+                kd = _kd_loss(out.logits.float(), teacher_logits.float(), batch["labels"] != -100, temperature)
+                loss = alpha * kd + (1 - alpha) * out.loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        if ctx.sparsifier is not None:
+            ctx.sparsifier.step(step, steps)
+        losses.append(loss.item())
+        if step % 100 == 0 or step == steps:
+            ctx.log(f"distill step {step}/{steps} loss {sum(losses[-100:]) / len(losses[-100:]):.3f}")
+    seconds = time.perf_counter() - started
+    model.eval()
+    ctx.metrics["distill"] = {
+        "steps": steps,
+        "seconds": round(seconds, 2),
+        "steps_per_s": round(steps / seconds, 3),
+        "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+    }
+
+
+def _kd_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T²·KL(teacher_T ‖ student_T), averaged over real target tokens."""
+    kl = F.kl_div(
+        F.log_softmax(student / temperature, dim=-1),
+        F.log_softmax(teacher / temperature, dim=-1),
+        log_target=True,
+        reduction="none",
+    ).sum(-1)
+    return temperature**2 * (kl * mask).sum() / mask.sum().clamp_min(1)
+
+
+def _batches(ctx: PassContext, method: str, max_tokens: int) -> Iterator[dict[str, torch.Tensor]]:
+    if "sequence" in method:
+        src, tgt = teacher_translations(ctx)
+    else:
+        src, tgt = encode_pairs(ctx.tokenizer, ctx.train.sources, ctx.train.references, MAX_LENGTH)
+    lengths = [max(len(s), len(t)) for s, t in zip(src, tgt, strict=True)]
+    rng = random.Random(ctx.seed)
+    while True:  # epochs, each in a new seeded order
+        for ids in token_batches(lengths, max_tokens, rng):
+            yield collate(src, tgt, ids, ctx.tokenizer.pad_token_id)
+
+
+def teacher_translations(ctx: PassContext) -> tuple[list[list[int]], list[list[int]]]:
+    """Source ids and the teacher's greedy output ids for a seeded sample of training sources (cached)."""
+    n = min(ctx.teacher_translations, len(ctx.train))
+    chosen = sorted(random.Random(0).sample(range(len(ctx.train)), n))
+    sources = [ctx.train.sources[i] for i in chosen]
+    src = ctx.tokenizer(sources, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+
+    def build() -> dict[str, torch.Tensor]:
+        outputs = _greedy_ids(ctx, sources)
+        return {
+            "ids": torch.tensor([t for o in outputs for t in o], dtype=torch.int32),
+            "offsets": torch.tensor([0, *accumulate(len(o) for o in outputs)], dtype=torch.int64),
+        }
+
+    found = ctx.cached("teacher_translations", {"sentences": n, "decoding": "greedy", "max_length": MAX_LENGTH}, build)
+    ids, offsets = found["ids"].tolist(), found["offsets"].tolist()
+    return src, [ids[offsets[i] : offsets[i + 1]] for i in range(n)]
+
+
+@torch.inference_mode()
+def _greedy_ids(ctx: PassContext, sources: list[str], batch_size: int = 64) -> list[list[int]]:
+    teacher, tokenizer = ctx.teacher.eval(), ctx.tokenizer
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    out: list[list[int]] = [[] for _ in sources]
+    for start in range(0, len(order), batch_size):
+        ids = order[start : start + batch_size]
+        enc = tokenizer(
+            [sources[i] for i in ids], return_tensors="pt", padding=True, truncation=True, max_length=MAX_LENGTH
+        ).to(teacher.device)
+        generated = teacher.generate(
+            **enc, num_beams=1, do_sample=False, max_new_tokens=MAX_LENGTH, **arch.generate_kwargs(teacher)
+        )
+        for i, row in zip(ids, generated.tolist(), strict=True):
+            row = row[1:]  # the decoder start token is not a label
+            special = {tokenizer.pad_token_id}
+            out[i] = [t for t in row if t not in special] or [tokenizer.eos_token_id]
+    return out

@@ -1,0 +1,44 @@
+"""Structured FFN pruning: keep a fraction of each layer's intermediate neurons, the most important ones."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from autocompress import arch
+from autocompress.passes.base import Param
+from autocompress.surgery import select_columns, select_rows
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from autocompress.passes.context import PassContext
+    from autocompress.recipe import PassConfig
+
+NAME = "ffn"
+STAGE = "structure"
+PARAMS = (Param("keep", "float", 1.0, "fraction of FFN intermediate neurons kept in every layer", low=0.05, high=1.0),)
+
+
+def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
+    if config["keep"] >= 1.0:
+        return
+    scores = ctx.importance()
+    for block in arch.ffn_blocks(model):
+        origin = arch.layers(model, block.stack)[block.layer].autocompress_origin
+        importance = scores[f"neurons.{block.stack}.{origin}"]
+        keep = max(1, round(config["keep"] * block.width))
+        kept = torch.topk(importance, keep).indices.sort().values
+        prune_ffn(block, kept)
+    widths = {block.stack: block.width for block in arch.ffn_blocks(model)}
+    if arch.family(model) == "t5":
+        model.config.d_ff = widths["encoder"]
+    else:
+        model.config.encoder_ffn_dim, model.config.decoder_ffn_dim = widths["encoder"], widths["decoder"]
+
+
+def prune_ffn(block: arch.FFNBlock, kept: torch.Tensor) -> None:
+    for name in block.up_names:
+        setattr(block.up_owner, name, select_rows(getattr(block.up_owner, name), kept))
+    setattr(block.down_owner, block.down_name, select_columns(block.down, kept))

@@ -1,0 +1,129 @@
+"""Attention-head pruning: remove the least important heads structurally (smaller q/k/v/out projections).
+
+Importance is the teacher's gate gradient (Michel et al., 2019), normalised per attention block so blocks compare.
+Encoder self-attention, decoder self-attention and cross-attention are ranked separately, each losing its fraction
+(the global `fraction` unless overridden); every block keeps at least one head, and per-layer counts follow the scores.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from transformers.models.t5.modeling_t5 import T5Attention
+
+from autocompress import arch
+from autocompress.passes.base import Param
+from autocompress.surgery import select_columns, select_rows
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from autocompress.passes.context import PassContext
+    from autocompress.recipe import PassConfig
+
+NAME = "heads"
+STAGE = "structure"
+_KIND_HELP = "fraction of {} heads removed (null: the global fraction)"
+PARAMS = (
+    Param("fraction", "float", 0.0, "fraction of attention heads removed, in each attention kind", low=0.0, high=0.95),
+    *(
+        Param(kind, "float", None, _KIND_HELP.format(kind.replace("_", " ")), low=0.0, high=0.95, optional=True)
+        for kind in arch.ATTENTION_KINDS
+    ),
+)
+
+
+def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
+    fractions = {k: config[k] if config[k] is not None else config["fraction"] for k in arch.ATTENTION_KINDS}
+    if not any(fractions.values()):
+        return
+    scores = ctx.importance()
+    for kind, fraction in fractions.items():
+        blocks = [b for b in arch.attention_blocks(model) if b.kind == kind]
+        ranked = []
+        for i, b in enumerate(blocks):
+            stack = "encoder" if kind == "encoder_self" else "decoder"
+            origin = arch.layers(model, stack)[b.layer].autocompress_origin
+            s = scores[f"heads.{kind}.{origin}"][original_heads(b)]
+            s = s / s.norm().clamp_min(1e-12)
+            ranked += [(float(v), i, h) for h, v in enumerate(s)]
+        remove = round(fraction * len(ranked))
+        left = {i: b.num_heads for i, b in enumerate(blocks)}
+        dropped: dict[int, set[int]] = {i: set() for i in left}
+        for _, i, h in sorted(ranked):
+            if remove == 0:
+                break
+            if left[i] > 1:
+                dropped[i].add(h)
+                left[i] -= 1
+                remove -= 1
+        for i, block in enumerate(blocks):
+            if dropped[i]:
+                prune_heads(block, [h for h in range(block.num_heads) if h not in dropped[i]])
+
+
+def original_heads(block: arch.AttentionBlock) -> torch.Tensor:
+    """Which of the teacher's heads a block still has (all of them until it is pruned)."""
+    kept = getattr(block.module, "kept_heads", None)
+    return kept if kept is not None else torch.arange(block.num_heads)
+
+
+def prune_heads(block: arch.AttentionBlock, kept: list[int]) -> None:
+    module, head_dim = block.module, block.head_dim
+    origin = original_heads(block)[kept]
+    index = torch.tensor(kept)
+    features = (index[:, None] * head_dim + torch.arange(head_dim)).flatten()
+    for name in (block.q, block.k, block.v):
+        setattr(module, name, select_rows(getattr(module, name), features))
+    setattr(module, block.o, select_columns(getattr(module, block.o), features))
+    mark_pruned(module, origin)
+
+
+def mark_pruned(module: torch.nn.Module, origin: torch.Tensor) -> None:
+    if isinstance(module, T5Attention):
+        if not isinstance(module, PrunedT5Attention):
+            module.original_heads = module.n_heads
+            module.__class__ = PrunedT5Attention  # same state, one more step in forward: see its docstring
+        module.register_buffer("kept_heads", origin.clone(), persistent=False)
+    else:
+        module.num_heads = len(origin)  # BART-style attention reshapes with -1: the smaller projections suffice
+        module.kept_heads = origin.clone()
+
+
+class PrunedT5Attention(T5Attention):
+    """T5 attention with some heads removed. T5 computes one relative position bias for all of a stack's layers, with
+    the teacher's head count, in its first layer; every pruned layer passes the full bias on and uses its own rows."""
+
+    kept_heads: torch.Tensor
+    original_heads: int
+
+    def forward(  # type: ignore[override]
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        key_value_states: torch.Tensor | None = None,
+        position_bias: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if position_bias is None:
+            position_bias = self._full_bias(hidden_states, key_value_states, past_key_values)
+        own = position_bias.index_select(1, self.kept_heads.to(position_bias.device))
+        out, _, weights = super().forward(hidden_states, mask, key_value_states, own, past_key_values, **kwargs)
+        return out, position_bias, weights
+
+    def _full_bias(
+        self, hidden_states: torch.Tensor, key_value_states: torch.Tensor | None, past_key_values: Any
+    ) -> torch.Tensor:
+        query_length = hidden_states.shape[1]
+        past = 0
+        if key_value_states is not None:
+            key_length = key_value_states.shape[1]
+        else:
+            past = past_key_values.get_seq_length(self.layer_idx) if past_key_values is not None else 0
+            key_length = past + query_length
+        if self.has_relative_attention_bias:
+            return self.compute_bias(query_length, key_length, hidden_states.device, past_seen_tokens=past)
+        shape = (1, self.original_heads, query_length, key_length)
+        return torch.zeros(shape, device=hidden_states.device, dtype=hidden_states.dtype)
