@@ -55,10 +55,15 @@ def load_model(spec: str, dtype: str = "float32") -> LoadedModel:
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    from autocompress.student import STRUCTURE_FILE, load_student
+
     path = resolve_model_dir(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        if (path / STRUCTURE_FILE).exists():  # a pruned student: its shapes are not all in its config
+            model = load_student(path).to(getattr(torch, dtype))
+        else:
+            model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=getattr(torch, dtype))
     except (OSError, ValueError, KeyError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserInputError(f"cannot load model from {path}: {first_line}") from None

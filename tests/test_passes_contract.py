@@ -238,3 +238,21 @@ def test_structured_pruning_equals_masking_the_teacher(
     ctx = contexts[family]
     student = build_student(Recipe.make(passes), ctx)
     torch.testing.assert_close(_outputs(student, ctx.tokenizer)[0], _masked_teacher_logits(ctx, student))
+
+
+@pytest.mark.parametrize("family", ["marian", "t5"])
+def test_cli_evaluates_a_pruned_student(
+    family: str, contexts: dict[str, PassContext], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from autocompress.cli import main
+
+    ctx = contexts[family]
+    student = build_student(Recipe.make([("layers", {"encoder_layers": 1}), ("heads", {"fraction": 0.5})]), ctx)
+    directory = save_student(student, ctx.tokenizer, tmp_path / "student")
+    (tmp_path / "d.tsv").write_text("".join(f"{s}\t{r}\n" for s, r in zip(SENTENCES, REFERENCES, strict=True)))
+    assert main(["evaluate", "--model", str(directory), "--tsv", str(tmp_path / "d.tsv"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sentences"] == 2
+    assert result["bleu_signature"].startswith("nrefs:1|")
