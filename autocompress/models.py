@@ -56,10 +56,11 @@ def load_model(spec: str, dtype: str = "float32") -> LoadedModel:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from autocompress.student import STRUCTURE_FILE, load_student
+    from autocompress.teacher.tokenizer import load_demo_tokenizer
 
     path = resolve_model_dir(spec)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_demo_tokenizer(path) if path == DEMO_MODEL else AutoTokenizer.from_pretrained(path)
         if (path / STRUCTURE_FILE).exists():  # a pruned student: its shapes are not all in its config
             model = load_student(path).to(getattr(torch, dtype))
         else:

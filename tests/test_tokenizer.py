@@ -8,22 +8,21 @@ import pytest
 
 from autocompress.data import load_demo
 from autocompress.models import DEMO_MODEL
-from autocompress.teacher.tokenizer import train_marian_tokenizer
+from autocompress.teacher.tokenizer import load_demo_tokenizer, train_marian_tokenizer
 from tests.conftest import FAMILIES
 
 SENTENCES = [
     "In the beginning, God created the heavens and the earth.",
     "Y dijo Dios: Sea la luz: y fué la luz.",
     "¿Quién es éste? ¡Jehová!",
+    "He said, “Who is this?”",
 ]
 
 
 def test_trained_tokenizer_round_trip(tmp_path: Path) -> None:
-    from transformers import AutoTokenizer
-
     dev = load_demo("dev")
     train_marian_tokenizer(dev.sources + dev.references, tmp_path / "tok", vocab_size=500)
-    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    tokenizer = load_demo_tokenizer(tmp_path / "tok")
     assert type(tokenizer).__name__ == "MarianTokenizer"
     assert (tokenizer.eos_token_id, tokenizer.unk_token_id, tokenizer.pad_token_id) == (0, 1, 2)
     for text in SENTENCES:

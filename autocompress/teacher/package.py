@@ -13,12 +13,13 @@ def install_demo_teacher(trained_dir: Path, workdir: Path, target: Path = DEMO_M
     import json
 
     import torch
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForSeq2SeqLM
 
     from autocompress.teacher.card import evaluate_for_card, write_model_card
+    from autocompress.teacher.tokenizer import load_demo_tokenizer
 
     model = AutoModelForSeq2SeqLM.from_pretrained(trained_dir, dtype=torch.float16)
-    tokenizer = AutoTokenizer.from_pretrained(trained_dir)
+    tokenizer = load_demo_tokenizer(trained_dir)
     staging = target.with_name(target.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, safe_serialization=True)

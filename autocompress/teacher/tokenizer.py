@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,12 +44,24 @@ def train_marian_tokenizer(texts: Sequence[str], out_dir: Path, vocab_size: int 
         for name in ("source.spm", "target.spm"):
             shutil.copy(Path(tmp) / "spm.model", out_dir / name)
     (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=0), encoding="utf-8")
-    tokenizer = MarianTokenizer(
-        source_spm=str(out_dir / "source.spm"),
-        target_spm=str(out_dir / "target.spm"),
-        vocab=str(out_dir / "vocab.json"),
-        source_lang="en",
-        target_lang="es",
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+        tokenizer = MarianTokenizer(
+            source_spm=str(out_dir / "source.spm"),
+            target_spm=str(out_dir / "target.spm"),
+            vocab=str(out_dir / "vocab.json"),
+            source_lang="en",
+            target_lang="es",
+        )
     tokenizer.save_pretrained(out_dir)
     return tokenizer
+
+
+def load_demo_tokenizer(directory: Path) -> MarianTokenizer:
+    """MarianTokenizer warns when sacremoses is missing, yet (transformers 5.23) never calls its normaliser: the
+    warning is noise on every run, so it is silenced here."""
+    from transformers import MarianTokenizer
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+        return MarianTokenizer.from_pretrained(directory)

@@ -90,7 +90,7 @@ def _save_atomic(obj: object, path: Path) -> None:
 def train_teacher(workdir: Path, settings: TeacherSettings, log: Callable[[str], object] = print) -> Path:
     """Train (or resume) in workdir; returns the directory of the final model (save_pretrained layout)."""
     from autocompress.evaluate_bleu import score_translations
-    from autocompress.teacher.tokenizer import train_marian_tokenizer
+    from autocompress.teacher.tokenizer import load_demo_tokenizer, train_marian_tokenizer
     from autocompress.translate import translate_texts
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -111,9 +111,7 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log: Callable[[str],
 
     tok_dir = workdir / "tokenizer"
     if (tok_dir / "tokenizer_config.json").exists():
-        from transformers import MarianTokenizer
-
-        tokenizer = MarianTokenizer.from_pretrained(tok_dir)
+        tokenizer = load_demo_tokenizer(tok_dir)
     else:
         tokenizer = train_marian_tokenizer(train.sources + train.references, tok_dir, settings.vocab_size)
     src, tgt = encode_pairs(tokenizer, train.sources, train.references, settings.max_length)
