@@ -1,0 +1,1 @@
+"""Exported artifacts: what a user deploys and what every objective is measured on."""

@@ -1,0 +1,189 @@
+"""ONNX export of an encoder-decoder model as two graphs, for generation with a KV cache.
+
+encoder.onnx   input_ids, attention_mask → encoder_hidden_states, cross_key_i, cross_value_i (one pair a layer)
+decoder.onnx   input_ids (one token a row), encoder_attention_mask, encoder_hidden_states, past_key_i,
+               past_value_i (empty at the first step), cross_key_i, cross_value_i → logits, present_key_i,
+               present_value_i
+
+Cross-attention keys and values are computed once by the encoder graph, not at every step. Per-layer head counts
+(pruned students) are just the shapes of those tensors. The directory also holds the tokenizer, the config, the
+recipe (when there is one) and artifact.json, which names everything a runtime loop needs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from autocompress import arch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from autocompress.recipe import Recipe
+
+ARTIFACT_FILE = "artifact.json"
+FORMAT = "autocompress-onnx"
+FORMAT_VERSION = 1
+
+
+class EncoderGraph(nn.Module):
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+        self.cross = [b for b in arch.attention_blocks(model) if b.kind == "cross"]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        outputs = [hidden]
+        for block in self.cross:
+            for name in (block.k, block.v):
+                projected = getattr(block.module, name)(hidden)
+                outputs.append(projected.view(*hidden.shape[:2], -1, block.head_dim).transpose(1, 2))
+        return tuple(outputs)
+
+
+class DecoderStepGraph(nn.Module):
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+        self.layers = len(arch.layers(model, "decoder"))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        cache: tuple[torch.Tensor, ...],
+    ) -> tuple[torch.Tensor, ...]:
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        self_cache, cross_cache = DynamicCache(), DynamicCache()
+        for i in range(self.layers):
+            self_cache.update(cache[4 * i], cache[4 * i + 1], i)
+            cross_cache.update(cache[4 * i + 2], cache[4 * i + 3], i)
+        past = EncoderDecoderCache(self_cache, cross_cache)
+        for i in range(self.layers):
+            past.is_updated[i] = True  # cross keys/values come from the encoder graph: never recompute them
+        out = self.model(
+            decoder_input_ids=input_ids,
+            encoder_outputs=(encoder_hidden_states,),
+            attention_mask=encoder_attention_mask,
+            past_key_values=past,
+            use_cache=True,
+        )
+        present = out.past_key_values.self_attention_cache.layers
+        return (out.logits[:, -1], *[t for layer in present for t in (layer.keys, layer.values)])
+
+
+def cache_names(layers: int) -> list[str]:
+    return [
+        n for i in range(layers) for n in (f"past_key_{i}", f"past_value_{i}", f"cross_key_{i}", f"cross_value_{i}")
+    ]
+
+
+def export_onnx(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    recipe: Recipe | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write the two graphs and everything a runtime needs into out_dir (created; must not hold an artifact)."""
+    from torch.export import Dim
+
+    model = _exportable(model)
+    blocks = arch.attention_blocks(model)
+    self_heads = [b.num_heads for b in blocks if b.kind == "decoder_self"]
+    cross_heads = [b.num_heads for b in blocks if b.kind == "cross"]
+    head_dim = blocks[0].head_dim
+    layers = len(self_heads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    batch, source, past = Dim("batch", min=1, max=1024), Dim("source", min=1, max=4096), Dim("past", min=1, max=4096)
+    ids = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 8]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    encoder = EncoderGraph(model).eval()
+    cross_names = [n for i in range(layers) for n in (f"cross_key_{i}", f"cross_value_{i}")]
+    with torch.no_grad():
+        encoded = encoder(ids, mask)
+        torch.onnx.export(
+            encoder,
+            (ids, mask),
+            str(out_dir / "encoder.onnx"),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["encoder_hidden_states", *cross_names],
+            dynamic_shapes={"input_ids": {0: batch, 1: source}, "attention_mask": {0: batch, 1: source}},
+            dynamo=True,
+            optimize=True,
+            verbose=False,
+        )
+        cache: list[torch.Tensor] = []
+        cache_shapes: list[dict[int, Any]] = []
+        for i in range(layers):
+            empty = torch.zeros(2, self_heads[i], 2, head_dim)  # traced with a past of 2: the length stays symbolic
+            cache += [empty, empty.clone(), encoded[1 + 2 * i], encoded[2 + 2 * i]]
+            cache_shapes += [{0: batch, 2: past}, {0: batch, 2: past}, {0: batch, 2: source}, {0: batch, 2: source}]
+        start = torch.full((2, 1), model.config.decoder_start_token_id)
+        torch.onnx.export(
+            DecoderStepGraph(model).eval(),
+            (start, mask, encoded[0], tuple(cache)),
+            str(out_dir / "decoder.onnx"),
+            input_names=["input_ids", "encoder_attention_mask", "encoder_hidden_states", *cache_names(layers)],
+            output_names=["logits", *[n for i in range(layers) for n in (f"present_key_{i}", f"present_value_{i}")]],
+            dynamic_shapes=({0: batch}, {0: batch, 1: source}, {0: batch, 1: source}, tuple(cache_shapes)),
+            dynamo=True,
+            optimize=True,
+            verbose=False,
+        )
+    tokenizer.save_pretrained(out_dir)
+    model.config.save_pretrained(out_dir)
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "family": model.config.model_type,
+        "encoder": "encoder.onnx",
+        "decoder": "decoder.onnx",
+        "decoder_layers": layers,
+        "self_heads": self_heads,
+        "cross_heads": cross_heads,
+        "head_dim": head_dim,
+        "decoder_start_token_id": model.config.decoder_start_token_id,
+        "eos_token_id": model.config.eos_token_id,
+        "pad_token_id": model.config.pad_token_id,
+        "decoding": decoding_rules(model),
+        "recipe": recipe.to_dict() if recipe is not None else None,
+        "recipe_id": recipe.id if recipe is not None else None,
+        "metrics": metrics or {},
+    }
+    (out_dir / ARTIFACT_FILE).write_text(json.dumps(manifest, indent=2))
+    return out_dir
+
+
+def decoding_rules(model: PreTrainedModel) -> dict[str, Any]:
+    """What transformers' generate() imposes on every step for this model, so the ONNX loop decodes the same way."""
+    config = model.generation_config
+    bad = list(config.bad_words_ids or [])
+    if any(len(ids) != 1 for ids in bad):
+        raise ValueError("bad_words_ids longer than one token are not supported by the ONNX loop")
+    return {
+        "forced_bos_token_id": config.forced_bos_token_id,  # the first generated token (MBart/M2M100 language)
+        "forced_eos_token_id": config.forced_eos_token_id,  # forced when the length limit is reached
+        "suppressed_token_ids": sorted({ids[0] for ids in bad} | set(config.suppress_tokens or [])),
+    }
+
+
+def _exportable(model: PreTrainedModel) -> PreTrainedModel:
+    """A copy in eval mode with eager attention (plain MatMul/Softmax, which ORT's quantizers and fusions know) and
+    an output projection of its own: quantizers leave a weight shared with the embedding Gather in fp32."""
+    model = copy.deepcopy(model).float().eval()
+    model.set_attn_implementation("eager")
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is model.get_input_embeddings().weight:
+        head.weight = nn.Parameter(head.weight.detach().clone())
+    return model

@@ -1,0 +1,1 @@
+"""Runtimes that translate with an exported artifact."""
