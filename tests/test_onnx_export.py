@@ -54,3 +54,56 @@ def test_onnx_greedy_tokens_equal_pytorch(
         ).numpy()
     got = runtime.generate_ids(enc["input_ids"].numpy(), enc["attention_mask"].numpy(), max_new_tokens=12)
     np.testing.assert_array_equal(got, expected)
+
+
+def _ops(path: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(path).graph.node}
+
+
+@pytest.fixture(scope="module")
+def marian_artifact(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_models["marian"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["marian"])
+    return export_onnx(model, tokenizer, tmp_path_factory.mktemp("artifact") / "fp32")
+
+
+@pytest.mark.parametrize(
+    ("params", "expected_ops"),
+    [
+        ({"dtype": "int8"}, {"MatMulInteger", "DynamicQuantizeLinear"}),
+        ({"dtype": "int8", "per_channel": True, "gather": True}, {"MatMulInteger", "DequantizeLinear"}),
+        ({"dtype": "int4", "block_size": 16}, {"MatMulNBits"}),
+    ],
+    ids=["int8", "int8-per-channel-gather", "int4"],
+)
+def test_quantized_artifact_runs_with_every_matmul_quantized(
+    params: dict, expected_ops: set[str], marian_artifact: Path, tmp_path: Path
+) -> None:
+    from autocompress.passes.precision import apply_artifact
+    from autocompress.recipe import PassConfig
+
+    out = apply_artifact(marian_artifact, tmp_path / "q", PassConfig.make("precision", params))
+    for graph in ("encoder.onnx", "decoder.onnx"):
+        ops = _ops(out / graph)
+        assert expected_ops <= ops, (graph, ops)
+    # the output projection has its own weight (untied at export), so the quantizer reaches it: no fp32 MatMul
+    # with a constant weight is left in the decoder
+    import onnx
+
+    decoder = onnx.load(out / "decoder.onnx")
+    constants = {i.name for i in decoder.graph.initializer}
+    assert not [n.name for n in decoder.graph.node if n.op_type == "MatMul" and n.input[1] in constants]
+    runtime = OnnxSeq2Seq(out, threads=1)
+    assert len(runtime.translate(SENTENCES, max_length=8)) == len(SENTENCES)
+
+
+@pytest.mark.parametrize(("dtype", "device"), [("fp16", "cpu"), ("int8", "cuda"), ("int8_static", "cuda")])
+def test_precision_invalid_for_target_is_refused_before_work(dtype: str, device: str) -> None:
+    from autocompress.passes.base import RecipeError
+    from autocompress.passes.precision import check_target
+    from autocompress.recipe import PassConfig
+
+    with pytest.raises(RecipeError, match=rf"dtype '{dtype}' is not valid for a {device} target: it runs on"):
+        check_target(PassConfig.make("precision", {"dtype": dtype}), device)

@@ -104,6 +104,8 @@ def export_onnx(
     head_dim = blocks[0].head_dim
     layers = len(self_heads)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # One self-contained file a graph, unless protobuf's 2 GB limit forces the weights out beside it.
+    external = sum(p.numel() * p.element_size() for p in model.parameters()) > 1_500_000_000
 
     batch, source, past = Dim("batch", min=1, max=1024), Dim("source", min=1, max=4096), Dim("past", min=1, max=4096)
     ids = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 8]])
@@ -121,6 +123,7 @@ def export_onnx(
             dynamic_shapes={"input_ids": {0: batch, 1: source}, "attention_mask": {0: batch, 1: source}},
             dynamo=True,
             optimize=True,
+            external_data=external,
             verbose=False,
         )
         cache: list[torch.Tensor] = []
@@ -139,6 +142,7 @@ def export_onnx(
             dynamic_shapes=({0: batch}, {0: batch, 1: source}, {0: batch, 1: source}, tuple(cache_shapes)),
             dynamo=True,
             optimize=True,
+            external_data=external,
             verbose=False,
         )
     tokenizer.save_pretrained(out_dir)

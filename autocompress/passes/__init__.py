@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from autocompress.passes import distill, ffn, heads, layers, sparsity
+from autocompress.passes import distill, ffn, heads, layers, precision, sparsity
 
 STAGE_ORDER = ("structure", "sparsity", "train", "artifact")
-PASSES: dict[str, ModuleType] = {m.NAME: m for m in (layers, heads, ffn, sparsity, distill)}
+PASSES: dict[str, ModuleType] = {m.NAME: m for m in (layers, heads, ffn, sparsity, distill, precision)}
 
 __all__ = ["PASSES", "STAGE_ORDER"]

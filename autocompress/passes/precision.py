@@ -1,0 +1,133 @@
+"""Precision: a pass on the exported ONNX artifact (both graphs), with onnxruntime's own quantizers.
+
+int8: dynamic quantization (weights int8 ahead of time, activations per call), MatMul only or also the embedding
+Gather, per-tensor or per-channel. int8_static: QDQ with activation ranges calibrated on real decoder traffic (the
+decoder-with-past included). int4: weight-only MatMulNBits with a block size and an accuracy level (the precision of
+the activations in the kernel: 4 is int8). fp16: float16 weights and compute (CUDA). Which precision wins is measured,
+never assumed: on the CPU of the design notes static int8 and fp16 were slower than fp32.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autocompress.passes.base import Param, RecipeError
+
+if TYPE_CHECKING:
+    from autocompress.recipe import PassConfig
+
+NAME = "precision"
+STAGE = "artifact"
+PARAMS = (
+    Param(
+        "dtype",
+        "categorical",
+        "fp32",
+        "numeric format of the artifact",
+        choices=("fp32", "fp16", "int8", "int8_static", "int4"),
+    ),
+    Param(
+        "per_channel",
+        "categorical",
+        False,
+        "int8: one scale per output channel instead of per tensor",
+        choices=(False, True),
+    ),
+    Param("gather", "categorical", False, "int8: quantize the embedding lookups (Gather) too", choices=(False, True)),
+    Param("block_size", "categorical", 32, "int4: weights per quantization block", choices=(16, 32, 64, 128, 256)),
+    Param(
+        "accuracy_level",
+        "categorical",
+        4,
+        "int4: kernel activation precision (0 default, 1 fp32, 2 fp16, 3 bf16, 4 int8)",
+        choices=(0, 1, 2, 3, 4),
+    ),
+)
+VALID_DEVICES = {
+    "fp32": ("cpu", "cuda"),
+    "fp16": ("cuda",),
+    "int8": ("cpu",),
+    "int8_static": ("cpu",),
+    "int4": ("cpu", "cuda"),
+}
+GRAPHS = ("encoder", "decoder")
+
+
+def check_target(config: PassConfig, device: str) -> None:
+    """Refuse, before any work, a precision the target cannot run."""
+    valid = VALID_DEVICES[config["dtype"]]
+    if device not in valid:
+        raise RecipeError(
+            f"pass 'precision' dtype {config['dtype']!r} is not valid for a {device} target: it runs on "
+            f"{' and '.join(valid)}; choose one of "
+            + ", ".join(repr(d) for d, devices in VALID_DEVICES.items() if device in devices)
+        )
+
+
+def apply_artifact(source: Path, target: Path, config: PassConfig, calibration: Any = None) -> Path:
+    """Copy the artifact at source to target with both graphs converted; artifact.json records the precision."""
+    dtype = config["dtype"]
+    if dtype == "int8_static" and calibration is None:
+        raise ValueError("int8_static needs calibration feeds (see autocompress.runtime.calibration)")
+    shutil.copytree(source, target)
+    spec = json.loads((source / "artifact.json").read_text())
+    for graph in GRAPHS:
+        src, dst = source / spec[graph], target / spec[graph]
+        if dtype == "int8":
+            _int8_dynamic(src, dst, config)
+        elif dtype == "int8_static":
+            _int8_static(src, dst, config, calibration[graph])
+        elif dtype == "int4":
+            _int4(src, dst, config)
+        elif dtype == "fp16":
+            _fp16(src, dst)
+    spec["precision"] = {k: v for k, v in config.params}
+    (target / "artifact.json").write_text(json.dumps(spec, indent=2))
+    return target
+
+
+def _int8_dynamic(src: Path, dst: Path, config: PassConfig) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    ops = ["MatMul", "Gather"] if config["gather"] else ["MatMul"]
+    quantize_dynamic(src, dst, op_types_to_quantize=ops, per_channel=config["per_channel"], weight_type=QuantType.QInt8)
+
+
+def _int8_static(src: Path, dst: Path, config: PassConfig, reader: Any) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    quantize_static(
+        src,
+        dst,
+        reader,
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul"],
+        per_channel=config["per_channel"],
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+    )
+
+
+def _int4(src: Path, dst: Path, config: PassConfig) -> None:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line a node
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(src), block_size=config["block_size"], is_symmetric=True, accuracy_level=config["accuracy_level"]
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst))
+
+
+def _fp16(src: Path, dst: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    # Inputs and outputs stay fp32 so that one runtime loop serves every precision.
+    onnx.save(convert_float_to_float16(onnx.load(src), keep_io_types=True), dst)
