@@ -107,3 +107,19 @@ def test_precision_invalid_for_target_is_refused_before_work(dtype: str, device:
 
     with pytest.raises(RecipeError, match=rf"dtype '{dtype}' is not valid for a {device} target: it runs on"):
         check_target(PassConfig.make("precision", {"dtype": dtype}), device)
+
+
+def test_static_int8_is_calibrated_on_decoder_traffic(marian_artifact: Path, tmp_path: Path) -> None:
+    from autocompress.passes.precision import apply_artifact
+    from autocompress.recipe import PassConfig
+    from autocompress.runtime.calibration import calibration_readers
+
+    readers = calibration_readers(marian_artifact, SENTENCES * 2, batch_size=2, max_length=8)
+    assert readers["decoder"].feeds and all("past_key_0" in feed for feed in readers["decoder"].feeds)
+    assert {feed["past_key_0"].shape[2] for feed in readers["decoder"].feeds} != {0}, "only the first step was seen"
+    out = apply_artifact(
+        marian_artifact, tmp_path / "qdq", PassConfig.make("precision", {"dtype": "int8_static"}), calibration=readers
+    )
+    for graph in ("encoder.onnx", "decoder.onnx"):
+        assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(out / graph)
+    assert len(OnnxSeq2Seq(out, threads=1).translate(SENTENCES, max_length=8)) == len(SENTENCES)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,20 @@ class OnnxSeq2Seq:
         self.tokenizer = AutoTokenizer.from_pretrained(self.directory)
         self.output_names = [o.name for o in self.decoder.get_outputs()]
 
-    def generate_ids(self, input_ids: np.ndarray, attention_mask: np.ndarray, max_new_tokens: int) -> np.ndarray:
-        """Greedy decoding; rows end with eos and are padded after it (the layout of transformers' generate)."""
+    def generate_ids(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        max_new_tokens: int,
+        on_feed: Callable[[str, dict[str, np.ndarray]], None] | None = None,
+    ) -> np.ndarray:
+        """Greedy decoding; rows end with eos and are padded after it (the layout of transformers' generate).
+        on_feed(graph, inputs) sees every graph call (calibration records real traffic with it)."""
         spec, batch = self.spec, input_ids.shape[0]
-        encoded = self.encoder.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
+        encoder_feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if on_feed is not None:
+            on_feed("encoder", encoder_feed)
+        encoded = self.encoder.run(None, encoder_feed)
         feed: dict[str, np.ndarray] = {"encoder_attention_mask": attention_mask, "encoder_hidden_states": encoded[0]}
         for i, heads in enumerate(spec["self_heads"]):
             empty = np.zeros((batch, heads, 0, spec["head_dim"]), dtype=encoded[0].dtype)
@@ -66,6 +76,8 @@ class OnnxSeq2Seq:
         rules = spec["decoding"]
         for step in range(max_new_tokens):
             feed["input_ids"] = tokens
+            if on_feed is not None:
+                on_feed("decoder", dict(feed))
             results = self.decoder.run(None, feed)
             logits = results[0]
             if rules["suppressed_token_ids"]:
