@@ -48,12 +48,18 @@ def test_onnx_greedy_tokens_equal_pytorch(
         model = build_student(Recipe.make(PRUNED), ctx)
     runtime = OnnxSeq2Seq(export_onnx(model, tokenizer, tmp_path / "onnx"), threads=1)
     enc = tokenizer(SENTENCES, return_tensors="pt", padding=True)
-    with torch.no_grad():
-        expected = model.generate(
-            **enc, max_new_tokens=12, num_beams=1, do_sample=False, **arch.generate_kwargs(model)
-        ).numpy()
-    got = runtime.generate_ids(enc["input_ids"].numpy(), enc["attention_mask"].numpy(), max_new_tokens=12)
-    np.testing.assert_array_equal(got, expected)
+    for beam in (1, 4):
+        with torch.no_grad():
+            expected = model.generate(
+                **enc,
+                max_new_tokens=12,
+                num_beams=beam,
+                do_sample=False,
+                early_stopping=beam > 1,
+                **arch.generate_kwargs(model),
+            ).numpy()
+        got = runtime.generate_ids(enc["input_ids"].numpy(), enc["attention_mask"].numpy(), 12, beam=beam)
+        np.testing.assert_array_equal(got, expected, err_msg=f"beam {beam}")
 
 
 def _ops(path: Path) -> set[str]:

@@ -29,6 +29,43 @@ def session_options(threads: int | None = None) -> Any:
     return options
 
 
+FeedHook = Callable[[str, dict[str, np.ndarray]], None]
+
+
+def apply_rules(scores: np.ndarray, rules: dict[str, Any], step: int, max_new_tokens: int) -> np.ndarray:
+    """generate()'s logits processors for this model: suppressed tokens, forced first and forced last token."""
+    if rules["suppressed_token_ids"]:
+        scores[:, rules["suppressed_token_ids"]] = -np.inf
+    forced = rules["forced_bos_token_id"] if step == 0 else None
+    if step == max_new_tokens - 1 and rules["forced_eos_token_id"] is not None:
+        forced = rules["forced_eos_token_id"]
+    if forced is not None:
+        scores[:] = -np.inf
+        scores[:, forced] = 0.0
+    return scores
+
+
+class DecoderState:
+    """The decoder's feed between steps: past keys/values grow by one position a step and follow beam reordering."""
+
+    def __init__(self, runtime: OnnxSeq2Seq, feed: dict[str, np.ndarray], on_feed: FeedHook | None) -> None:
+        self.runtime, self.feed, self.on_feed = runtime, feed, on_feed
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        self.feed["input_ids"] = tokens
+        if self.on_feed is not None:
+            self.on_feed("decoder", dict(self.feed))
+        results = self.runtime.decoder.run(None, self.feed)
+        for name, value in zip(self.runtime.output_names[1:], results[1:], strict=True):
+            self.feed[name.replace("present", "past")] = value
+        return results[0]
+
+    def reorder(self, rows: np.ndarray) -> None:
+        for name in self.feed:
+            if name.startswith("past_"):
+                self.feed[name] = self.feed[name][rows]
+
+
 class OnnxSeq2Seq:
     def __init__(
         self, directory: Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)
@@ -51,52 +88,55 @@ class OnnxSeq2Seq:
         self.tokenizer = AutoTokenizer.from_pretrained(self.directory)
         self.output_names = [o.name for o in self.decoder.get_outputs()]
 
+    def start(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, copies: int = 1, on_feed: FeedHook | None = None
+    ) -> DecoderState:
+        """Run the encoder; the decoder state holds `copies` rows a sentence (beams), with an empty past."""
+        encoder_feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if on_feed is not None:
+            on_feed("encoder", encoder_feed)
+        encoded = [np.repeat(a, copies, axis=0) for a in self.encoder.run(None, encoder_feed)]
+        rows = input_ids.shape[0] * copies
+        feed = {
+            "encoder_attention_mask": np.repeat(attention_mask, copies, axis=0),
+            "encoder_hidden_states": encoded[0],
+        }
+        for i, heads in enumerate(self.spec["self_heads"]):
+            empty = np.zeros((rows, heads, 0, self.spec["head_dim"]), dtype=encoded[0].dtype)
+            feed[f"past_key_{i}"], feed[f"past_value_{i}"] = empty, empty
+            feed[f"cross_key_{i}"], feed[f"cross_value_{i}"] = encoded[1 + 2 * i], encoded[2 + 2 * i]
+        return DecoderState(self, feed, on_feed)
+
     def generate_ids(
         self,
         input_ids: np.ndarray,
         attention_mask: np.ndarray,
         max_new_tokens: int,
-        on_feed: Callable[[str, dict[str, np.ndarray]], None] | None = None,
+        beam: int = 1,
+        on_feed: FeedHook | None = None,
     ) -> np.ndarray:
-        """Greedy decoding; rows end with eos and are padded after it (the layout of transformers' generate).
+        """Token ids laid out as transformers' generate() returns them: decoder start, tokens, eos, then padding.
         on_feed(graph, inputs) sees every graph call (calibration records real traffic with it)."""
+        if beam > 1:
+            from autocompress.runtime.beam import beam_search
+
+            return beam_search(self, input_ids, attention_mask, max_new_tokens, beam)
         spec, batch = self.spec, input_ids.shape[0]
-        encoder_feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if on_feed is not None:
-            on_feed("encoder", encoder_feed)
-        encoded = self.encoder.run(None, encoder_feed)
-        feed: dict[str, np.ndarray] = {"encoder_attention_mask": attention_mask, "encoder_hidden_states": encoded[0]}
-        for i, heads in enumerate(spec["self_heads"]):
-            empty = np.zeros((batch, heads, 0, spec["head_dim"]), dtype=encoded[0].dtype)
-            feed[f"past_key_{i}"], feed[f"past_value_{i}"] = empty, empty
-            feed[f"cross_key_{i}"], feed[f"cross_value_{i}"] = encoded[1 + 2 * i], encoded[2 + 2 * i]
+        state = self.start(input_ids, attention_mask, on_feed=on_feed)
         tokens = np.full((batch, 1), spec["decoder_start_token_id"], dtype=np.int64)
         finished = np.zeros(batch, dtype=bool)
         out = [tokens]
-        rules = spec["decoding"]
         for step in range(max_new_tokens):
-            feed["input_ids"] = tokens
-            if on_feed is not None:
-                on_feed("decoder", dict(feed))
-            results = self.decoder.run(None, feed)
-            logits = results[0]
-            if rules["suppressed_token_ids"]:
-                logits[:, rules["suppressed_token_ids"]] = -np.inf
-            forced = rules["forced_bos_token_id"] if step == 0 else None
-            if step == max_new_tokens - 1 and rules["forced_eos_token_id"] is not None:
-                forced = rules["forced_eos_token_id"]
-            best = np.full(batch, forced) if forced is not None else logits.argmax(-1)
-            chosen = np.where(finished, spec["pad_token_id"], best)
+            logits = apply_rules(state.step(tokens), spec["decoding"], step, max_new_tokens)
+            chosen = np.where(finished, spec["pad_token_id"], logits.argmax(-1))
             finished |= chosen == spec["eos_token_id"]
             tokens = chosen[:, None].astype(np.int64)
             out.append(tokens)
-            for name, value in zip(self.output_names[1:], results[1:], strict=True):
-                feed[name.replace("present", "past")] = value
             if finished.all():
                 break
         return np.concatenate(out, axis=1)
 
-    def translate(self, texts: Sequence[str], batch_size: int = 32, max_length: int = 256) -> list[str]:
+    def translate(self, texts: Sequence[str], batch_size: int = 32, max_length: int = 256, beam: int = 1) -> list[str]:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         result = [""] * len(texts)
         for start in range(0, len(order), batch_size):
@@ -105,7 +145,7 @@ class OnnxSeq2Seq:
                 [texts[i] for i in ids], return_tensors="np", padding=True, truncation=True, max_length=max_length
             )
             generated = self.generate_ids(
-                enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64), max_length
+                enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64), max_length, beam=beam
             )
             for i, text in zip(ids, self.tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
                 result[i] = text
