@@ -21,15 +21,12 @@ import torch
 from torch import nn
 
 from autocompress import arch
+from autocompress.export.format import ARTIFACT_FILE, FORMAT, FORMAT_VERSION
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from autocompress.recipe import Recipe
-
-ARTIFACT_FILE = "artifact.json"
-FORMAT = "autocompress-onnx"
-FORMAT_VERSION = 1
 
 
 class EncoderGraph(nn.Module):

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from autocompress.export.onnx import ARTIFACT_FILE, FORMAT
+from autocompress.export.format import ARTIFACT_FILE, FORMAT
 
 
 def session_options(threads: int | None = None) -> Any:
@@ -66,12 +67,17 @@ class DecoderState:
                 self.feed[name] = self.feed[name][rows]
 
 
+def load_tokenizer(directory: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(directory)
+
+
 class OnnxSeq2Seq:
     def __init__(
         self, directory: Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)
     ) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.directory = Path(directory)
@@ -85,8 +91,12 @@ class OnnxSeq2Seq:
         self.decoder = ort.InferenceSession(
             str(self.directory / self.spec["decoder"]), options, providers=list(providers)
         )
-        self.tokenizer = AutoTokenizer.from_pretrained(self.directory)
         self.output_names = [o.name for o in self.decoder.get_outputs()]
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """Loaded on first use: measuring memory on token ids must not count transformers."""
+        return load_tokenizer(self.directory)
 
     def start(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, copies: int = 1, on_feed: FeedHook | None = None
@@ -114,9 +124,11 @@ class OnnxSeq2Seq:
         max_new_tokens: int,
         beam: int = 1,
         on_feed: FeedHook | None = None,
+        ignore_eos: bool = False,
     ) -> np.ndarray:
         """Token ids laid out as transformers' generate() returns them: decoder start, tokens, eos, then padding.
-        on_feed(graph, inputs) sees every graph call (calibration records real traffic with it)."""
+        on_feed(graph, inputs) sees every graph call (calibration records real traffic with it). ignore_eos decodes
+        exactly max_new_tokens (greedy): latency of random-weight models, whose eos comes at random."""
         if beam > 1:
             from autocompress.runtime.beam import beam_search
 
@@ -129,7 +141,8 @@ class OnnxSeq2Seq:
         for step in range(max_new_tokens):
             logits = apply_rules(state.step(tokens), spec["decoding"], step, max_new_tokens)
             chosen = np.where(finished, spec["pad_token_id"], logits.argmax(-1))
-            finished |= chosen == spec["eos_token_id"]
+            if not ignore_eos:
+                finished |= chosen == spec["eos_token_id"]
             tokens = chosen[:, None].astype(np.int64)
             out.append(tokens)
             if finished.all():

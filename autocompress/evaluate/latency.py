@@ -1,0 +1,102 @@
+"""Generation-level latency of an artifact: p50/p95 ms a sentence at batch 1, sentences/s at each batch size.
+
+Timed from token ids to output ids (tokenisation is the same for every candidate and not the model's cost), after
+warm-up passes, with the median over repeats, under the target's measurement lock and thread settings.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from autocompress.evaluate import Measurement
+from autocompress.evaluate.measure_lock import exclusive
+from autocompress.runtime.onnx_loop import OnnxSeq2Seq
+from autocompress.target import TargetSpec
+
+
+def encode(runtime: OnnxSeq2Seq, sentences: Sequence[str], max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    single = []
+    for text in sentences:
+        enc = runtime.tokenizer([text], return_tensors="np", truncation=True, max_length=max_length)
+        single.append((enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)))
+    return single
+
+
+def measure_latency(
+    artifact: Path, sentences: Sequence[str], target: TargetSpec, forced_new_tokens: int | None = None
+) -> dict[str, Measurement]:
+    """forced_new_tokens: decode exactly that many tokens a sentence (random-weight models), else up to max_length."""
+    sentences = list(sentences)[: target.latency_sentences]
+    with exclusive(target):
+        runtime = OnnxSeq2Seq(artifact, threads=target.threads, providers=target.providers)
+        singles = encode(runtime, sentences, target.max_length)
+        new_tokens = forced_new_tokens or target.max_length
+
+        def run(batch: list[tuple[np.ndarray, np.ndarray]]) -> None:
+            ids, mask = _pad(batch, runtime.spec["pad_token_id"])
+            runtime.generate_ids(ids, mask, new_tokens, beam=target.beam, ignore_eos=forced_new_tokens is not None)
+
+        per_sentence = np.zeros((target.repeats, len(singles)))
+        for repeat in range(-target.warmup, target.repeats):
+            for i, single in enumerate(singles):
+                started = time.perf_counter()
+                run([single])
+                if repeat >= 0:
+                    per_sentence[repeat, i] = (time.perf_counter() - started) * 1000
+        medians = np.median(per_sentence, axis=0)
+        throughput = {}
+        for size in target.batch_sizes:
+            batches = [singles[i : i + size] for i in range(0, len(singles), size)]
+            timings = []
+            for repeat in range(-target.warmup, target.repeats):
+                started = time.perf_counter()
+                for batch in batches:
+                    run(batch)
+                if repeat >= 0:
+                    timings.append(time.perf_counter() - started)
+            throughput[size] = len(singles) / float(np.median(timings))
+    signature = (
+        f"device:{target.device}|threads:{target.threads}|cores:{_cores(target)}|{target.decoding_signature()}"
+        f"|forced_tokens:{forced_new_tokens}|n:{len(singles)}|warmup:{target.warmup}|repeats:{target.repeats}"
+        f"|omp_wait:{os.environ.get('OMP_WAIT_POLICY', 'unset')}|ort_spinning:0|providers:{','.join(target.providers)}"
+    )
+    found = {
+        "latency_p50_ms": Measurement(
+            "latency_p50_ms",
+            round(float(np.percentile(medians, 50)), 3),
+            "ms",
+            signature,
+            {"batch": 1, "per_sentence_cv": _cv(per_sentence)},
+        ),
+        "latency_p95_ms": Measurement(
+            "latency_p95_ms", round(float(np.percentile(medians, 95)), 3), "ms", signature, {"batch": 1}
+        ),
+    }
+    for size, rate in throughput.items():
+        found[f"throughput_b{size}"] = Measurement(
+            f"throughput_b{size}", round(rate, 3), "sentences/s", signature, {"batch": size}
+        )
+    return found
+
+
+def _pad(batch: list[tuple[np.ndarray, np.ndarray]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    width = max(ids.shape[1] for ids, _ in batch)
+    ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(batch), width), dtype=np.int64)
+    for row, (i, m) in enumerate(batch):
+        ids[row, : i.shape[1]], mask[row, : m.shape[1]] = i[0], m[0]
+    return ids, mask
+
+
+def _cores(target: TargetSpec) -> str:
+    return "any" if target.cores is None else ",".join(map(str, target.cores))
+
+
+def _cv(samples: np.ndarray) -> float:
+    """Median over sentences of the coefficient of variation across repeats: how steady the timing was."""
+    return round(float(np.median(samples.std(axis=0) / samples.mean(axis=0))), 4) if len(samples) > 1 else 0.0

@@ -1,0 +1,20 @@
+"""Size on disk of what a deployment ships: the graphs and their weights (not the tokenizer or the metadata)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from autocompress.evaluate import Measurement
+
+WEIGHT_SUFFIXES = (".onnx", ".data", ".onnx_data", ".bin")
+
+
+def artifact_size(artifact: Path) -> dict[str, Measurement]:
+    files = [p for p in artifact.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
+    total = sum(p.stat().st_size for p in files)
+    spec = json.loads((artifact / "artifact.json").read_text())
+    precision = (spec.get("precision") or {}).get("dtype", "fp32")
+    return {
+        "size_mb": Measurement("size_mb", round(total / 2**20, 3), "MiB", f"files:{len(files)}|precision:{precision}")
+    }

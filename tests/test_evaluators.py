@@ -1,0 +1,80 @@
+"""Evaluators on a real exported artifact: each value comes with the settings that produced it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from autocompress.data import ParallelCorpus
+from autocompress.errors import UserInputError
+from autocompress.evaluate.latency import measure_latency
+from autocompress.evaluate.memory import measure_memory
+from autocompress.evaluate.quality import artifact_quality
+from autocompress.evaluate.size import artifact_size
+from autocompress.export.onnx import export_onnx
+from autocompress.runtime.onnx_loop import OnnxSeq2Seq
+from autocompress.target import TargetSpec
+
+SOURCES = ("In the beginning God created the heavens.", "Grace to you.", "Jesus wept.", "Rejoice always.")
+REFERENCES = ("En el principio crió Dios los cielos.", "Gracia á vosotros.", "Y lloró Jesús.", "Estad siempre gozosos.")
+TARGET = TargetSpec(threads=1, batch_sizes=(1, 2), max_length=6, warmup=1, repeats=2, latency_sentences=4)
+
+
+@pytest.fixture(scope="module")
+def artifact(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_models["marian"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["marian"])
+    return export_onnx(model, tokenizer, tmp_path_factory.mktemp("artifact") / "fp32")
+
+
+def test_quality_is_sacrebleu_on_the_artifact_with_decoding_pinned(artifact: Path) -> None:
+    corpus = ParallelCorpus("tiny", SOURCES, REFERENCES)
+    found = artifact_quality(OnnxSeq2Seq(artifact, threads=1), corpus, TARGET)
+    assert found["bleu"].signature.startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
+    assert "beam:1|max_len:6|batch:32|data:tiny|n:4" in found["bleu"].signature
+    assert found["chrf"].signature.startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:")
+    assert 0 <= found["bleu"].value <= 100
+
+
+def test_latency_reports_percentiles_and_throughput_with_settings(artifact: Path) -> None:
+    found = measure_latency(artifact, SOURCES, TARGET, forced_new_tokens=5)
+    assert 0 < found["latency_p50_ms"].value <= found["latency_p95_ms"].value
+    assert set(found) == {"latency_p50_ms", "latency_p95_ms", "throughput_b1", "throughput_b2"}
+    signature = found["latency_p50_ms"].signature
+    for setting in ("device:cpu", "threads:1", "beam:1", "forced_tokens:5", "n:4", "repeats:2", "ort_spinning:0"):
+        assert setting in signature
+
+
+def test_memory_is_measured_in_a_fresh_process(artifact: Path) -> None:
+    found = measure_memory(artifact, list(SOURCES), TARGET)["peak_rss_mb"]
+    assert found.value > found.details["baseline_mb"] > 0
+    assert "batch:2" in found.signature
+
+
+def test_size_counts_the_graphs(artifact: Path) -> None:
+    expected = sum((artifact / name).stat().st_size for name in ("encoder.onnx", "decoder.onnx")) / 2**20
+    assert artifact_size(artifact)["size_mb"].value == pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("target:\n  device: tpu\n", r"target device 'tpu' is unknown: use one of cpu, cuda"),
+        ("target:\n  thread: 4\n", r"target has no setting 'thread': known settings are"),
+        ("target:\n  beam: 0\n", r"target beam = 0 must be at least 1"),
+        ("target: [unclosed\n", r"is not valid YAML"),
+    ],
+)
+def test_bad_target_files_are_refused(text: str, message: str, tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(text)
+    with pytest.raises(UserInputError, match=message):
+        TargetSpec.from_yaml(tmp_path / "t.yaml")
+
+
+def test_target_from_yaml(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("target:\n  device: cuda\n  batch_sizes: [1, 8]\n  cores: [0]\n")
+    target = TargetSpec.from_yaml(tmp_path / "t.yaml")
+    assert target.batch_sizes == (1, 8)
+    assert target.providers == ("CUDAExecutionProvider", "CPUExecutionProvider")
