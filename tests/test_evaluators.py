@@ -78,3 +78,26 @@ def test_target_from_yaml(tmp_path: Path) -> None:
     target = TargetSpec.from_yaml(tmp_path / "t.yaml")
     assert target.batch_sizes == (1, 8)
     assert target.providers == ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def test_minimal_standalone_loop_reproduces_the_reported_bleu(artifact: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from sacrebleu.metrics import BLEU
+
+    corpus = ParallelCorpus("tiny", SOURCES * 10, REFERENCES * 10)  # more than one batch of 32
+    reported = artifact_quality(OnnxSeq2Seq(artifact), corpus, TargetSpec())["bleu"]
+    script = Path(__file__).resolve().parent.parent / "examples" / "minimal_onnx_translate.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(artifact)],
+        input="".join(s + "\n" for s in corpus.sources),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    hypotheses = done.stdout.splitlines()
+    assert len(hypotheses) == len(corpus)
+    assert round(BLEU().corpus_score(hypotheses, [list(corpus.references)]).score, 2) == reported.value
+    assert hypotheses == OnnxSeq2Seq(artifact).translate(list(corpus.sources), batch_size=32, max_length=128)
