@@ -129,3 +129,51 @@ def test_static_int8_is_calibrated_on_decoder_traffic(marian_artifact: Path, tmp
     for graph in ("encoder.onnx", "decoder.onnx"):
         assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(out / graph)
     assert len(OnnxSeq2Seq(out, threads=1).translate(SENTENCES, max_length=8)) == len(SENTENCES)
+
+
+@pytest.mark.parametrize("pruned", [False, True], ids=["teacher", "pruned"])
+def test_ctranslate2_float32_tokens_equal_pytorch(pruned: bool, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    family = "marian"
+    from autocompress.export.ctranslate2 import export_ctranslate2
+    from autocompress.runtime.ct2_loop import CT2Seq2Seq
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_models[family]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models[family])
+    if pruned:  # uniform counts: CTranslate2 takes one head count per stack
+        ctx = PassContext(
+            model,
+            tokenizer,
+            load_demo("dev").head(24),
+            ArtifactCache(tmp_path / "cache"),
+            importance_settings=ImportanceSettings(sentences=24, max_tokens=400, max_length=48),
+        )
+        model = build_student(Recipe.make([("layers", {"decoder_layers": 1}), ("ffn", {"keep": 0.5})]), ctx)
+        from autocompress.passes.heads import prune_heads
+
+        for block in arch.attention_blocks(model):
+            prune_heads(block, [0, 2])
+    runtime = CT2Seq2Seq(export_ctranslate2(model, tokenizer, tmp_path / "ct2", quantization="float32"), threads=1)
+    enc = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        expected = model.generate(**enc, max_new_tokens=10, num_beams=1, do_sample=False)
+    tokens = [tokenizer.convert_ids_to_tokens(tokenizer(s)["input_ids"]) for s in SENTENCES]
+    got = runtime.translate_tokens(tokens, max_length=10)
+    for row, hyp in zip(expected.tolist(), got, strict=True):
+        want = [t for t in row[1:] if t not in (tokenizer.pad_token_id, tokenizer.eos_token_id)]
+        # generate() forces eos as its 10th token where CTranslate2 emits a 10th word: compare what both decoded
+        assert tokenizer.convert_tokens_to_ids(hyp)[: len(want)] == want
+        assert len(hyp) >= len(want)
+
+
+def test_ctranslate2_refuses_what_it_cannot_hold(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    from autocompress.export.ctranslate2 import ExportError, export_ctranslate2
+    from autocompress.passes.heads import prune_heads
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_models["marian"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["marian"])
+    prune_heads(arch.attention_blocks(model)[0], [0, 1])  # encoder layer 0 keeps 2 heads, layer 1 keeps 4
+    with pytest.raises(ExportError, match=r"one head count per stack; this student has \{'encoder': \[2, 4\]\}"):
+        export_ctranslate2(model, tokenizer, tmp_path / "ct2")
+    t5 = AutoModelForSeq2SeqLM.from_pretrained(tiny_models["t5"])
+    with pytest.raises(ExportError, match="CTranslate2 export supports Marian models; t5 exports to ONNX"):
+        export_ctranslate2(t5, AutoTokenizer.from_pretrained(tiny_models["t5"]), tmp_path / "ct2-t5")
