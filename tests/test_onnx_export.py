@@ -22,6 +22,7 @@ from autocompress.student import build_student
 from .conftest import FAMILIES
 
 SENTENCES = ["In the beginning God created the heavens and the earth.", "Grace to you.", "Jesus wept."]
+REFERENCE = "En el principio crió Dios los cielos y la tierra."
 PRUNED = [
     ("layers", {"encoder_layers": 1}),
     ("heads", {"fraction": 0.5}),
@@ -152,6 +153,8 @@ def test_ctranslate2_float32_tokens_equal_pytorch(pruned: bool, tiny_models: dic
 
         for block in arch.attention_blocks(model):
             prune_heads(block, [0, 2])
+    with torch.no_grad():  # a trained model's <pad> (its decoder start) has a non-zero embedding: so must this one
+        model.get_input_embeddings().weight[tokenizer.pad_token_id].normal_(0, 1)
     runtime = CT2Seq2Seq(export_ctranslate2(model, tokenizer, tmp_path / "ct2", quantization="float32"), threads=1)
     enc = tokenizer(SENTENCES, return_tensors="pt", padding=True)
     with torch.no_grad():
@@ -163,6 +166,13 @@ def test_ctranslate2_float32_tokens_equal_pytorch(pruned: bool, tiny_models: dic
         # generate() forces eos as its 10th token where CTranslate2 emits a 10th word: compare what both decoded
         assert tokenizer.convert_tokens_to_ids(hyp)[: len(want)] == want
         assert len(hyp) >= len(want)
+    # Tokens of a random model hardly depend on its inputs; per-token log-probabilities of a reference do.
+    batch = tokenizer(SENTENCES[:1], text_target=[REFERENCE], return_tensors="pt")
+    with torch.no_grad():
+        expected_lp = model(**batch).logits.log_softmax(-1).gather(-1, batch["labels"][..., None])[0, :, 0]
+    target = tokenizer.convert_ids_to_tokens(batch["labels"][0].tolist())[:-1]  # CTranslate2 appends </s> itself
+    scored = runtime.translator.score_batch([tokens[0]], [target])[0].log_probs
+    np.testing.assert_allclose(scored, expected_lp.numpy(), atol=1e-4)
 
 
 def test_ctranslate2_refuses_what_it_cannot_hold(tiny_models: dict[str, Path], tmp_path: Path) -> None:

@@ -97,6 +97,15 @@ def _loader(model: PreTrainedModel) -> Any:
             def get_vocabulary(self, model: Any, tokenizer: Any) -> list[str]:
                 return ct2.BartLoader.get_vocabulary(self, model, tokenizer)
 
+            # The decoder starts from <pad>'s own (trained, non-zero) embedding, not from a zero vector as in
+            # OPUS-MT models converted from Marian.
+            def set_config(self, config: Any, model: Any, tokenizer: Any) -> None:
+                super().set_config(config, model, tokenizer)
+                config.decoder_start_token = tokenizer.pad_token
+
+            def set_decoder(self, spec: Any, decoder: Any) -> None:
+                ct2.BartLoader.set_decoder(self, spec, decoder)
+
         return WholeVocabularyMarianLoader()
     loader = ct2._MODEL_LOADERS.get(name)
     if loader is None:
