@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +110,10 @@ def export_onnx(
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
     encoder = EncoderGraph(model).eval()
     cross_names = [n for i in range(layers) for n in (f"cross_key_{i}", f"cross_value_{i}")]
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The exporter reports every dynamic axis it merges and the dict-to-tuple renames it does: not actionable.
+        warnings.filterwarnings("ignore", message=".*axis name.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*rename.*", category=UserWarning)
         encoded = encoder(ids, mask)
         torch.onnx.export(
             encoder,
