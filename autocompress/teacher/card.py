@@ -46,6 +46,8 @@ def write_model_card(model_dir: Path, state: dict, scores: list[dict], workdir: 
         f"| {r['bleu']:.2f} | {r['chrf']:.2f} |"
         for r in scores
     )
+    log = workdir / "train.log"
+    resumes = log.read_text().count("resumed at step") if log.exists() else 0
     finished = state["step"] >= settings["steps"]
     status = (
         ""
@@ -80,6 +82,8 @@ Command: `autocompress train-teacher --workdir {workdir} --install` (resumable; 
 {settings["label_smoothing"]}, dropout {settings["dropout"]}, on 2 CPU cores (torch {torch.__version__}).
 Data: the demo train split only (29,434 verse pairs); dev and test books are never seen. The training log,
 with periodic greedy BLEU/chrF on the first {settings["eval_sentences"]} dev verses, is `train.log` beside this card.
+The run was interrupted and resumed from its checkpoint {resumes} time(s); resuming is bit-exact with an
+uninterrupted run (tests/test_teacher_training.py).
 
 ## Evaluation (fp32, max 256 new tokens, batch 32)
 | split (sentences) | decoding | BLEU | chrF |
