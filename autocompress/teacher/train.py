@@ -129,7 +129,10 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log: Callable[[str],
         step, epoch, position = ckpt["step"], ckpt["epoch"], ckpt["position"]
         rng.setstate(ckpt["rng"])
         torch.set_rng_state(ckpt["torch_rng"])
-        log(f"resumed at step {step} (epoch {epoch}, batch {position})")
+        if step < settings.steps:
+            log(f"resumed at step {step} (epoch {epoch}, batch {position})")
+        else:
+            log(f"loaded the step-{step} checkpoint: nothing left to train (--steps {settings.steps})")
     lock = _lock_for_training(workdir) if step < settings.steps else None  # noqa: F841 (held until return)
     batches = token_batches(lengths, settings.max_tokens, random.Random(settings.seed + epoch))
     model.train()
