@@ -43,3 +43,32 @@ def test_model_card_states_what_the_issue_asks() -> None:
     for needed in ("autocompress train-teacher", "BLEU", "chrF", "beam 4", "greedy", "nrefs:1|", "Reina-Valera 1909"):
         assert needed in card, needed
     assert (DEMO_MODEL / "model.safetensors").stat().st_size < 20 * 2**20  # fp16
+
+
+# BLEU points an artifact may lose against fp32 on the 100 dev verses below (measured on the shipped teacher:
+# see the closing note of the artifact issue); quantization noise flips some greedy choices, a broken graph loses all.
+TOLERANCE = {"int8": 1.5, "int8_static": 3.0, "int4": 2.0}
+
+
+def test_quantized_artifacts_stay_within_tolerance_of_fp32(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from autocompress.data import load_demo
+    from autocompress.evaluate.quality import artifact_quality
+    from autocompress.export.onnx import export_onnx
+    from autocompress.models import load_model
+    from autocompress.passes.precision import apply_artifact
+    from autocompress.recipe import PassConfig
+    from autocompress.runtime.calibration import calibration_readers
+    from autocompress.runtime.onnx_loop import OnnxSeq2Seq
+    from autocompress.target import TargetSpec
+
+    work = tmp_path_factory.mktemp("demo-artifacts")
+    teacher = load_model("demo")
+    fp32 = export_onnx(teacher.model, teacher.tokenizer, work / "fp32")
+    dev, target = load_demo("dev").head(100), TargetSpec()
+    reference = artifact_quality(OnnxSeq2Seq(fp32), dev, target)["bleu"].value
+    calibration = calibration_readers(fp32, list(load_demo("train").sources[:64]))
+    for dtype, tolerance in TOLERANCE.items():
+        config = PassConfig.make("precision", {"dtype": dtype})
+        artifact = apply_artifact(fp32, work / dtype, config, calibration if dtype == "int8_static" else None)
+        bleu = artifact_quality(OnnxSeq2Seq(artifact), dev, target)["bleu"].value
+        assert reference - bleu <= tolerance, (dtype, reference, bleu)
