@@ -47,7 +47,7 @@ def test_model_card_states_what_the_issue_asks() -> None:
 
 # BLEU points an artifact may lose against fp32 on the 100 dev verses below (measured on the shipped teacher:
 # see the closing note of the artifact issue); quantization noise flips some greedy choices, a broken graph loses all.
-TOLERANCE = {"int8": 1.5, "int8_static": 3.0, "int4": 2.0}
+TOLERANCE = {"int8": 1.5, "int8_static": 2.0, "int4": 2.5}
 
 
 def test_quantized_artifacts_stay_within_tolerance_of_fp32(tmp_path_factory: pytest.TempPathFactory) -> None:
