@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ class PassContext:
     importance_settings: ImportanceSettings = field(default_factory=ImportanceSettings)
     sparsifier: Sparsifier | None = None  # set by the sparsity pass, stepped by distillation
     metrics: dict[str, Any] = field(default_factory=dict)  # what the passes measured, for the trial's record
+    _importance: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @cached_property
     def teacher_key(self) -> dict[str, str]:
@@ -50,11 +51,12 @@ class PassContext:
         return load_file(str(entry.path / "tensors.safetensors"))
 
     def importance(self) -> dict[str, torch.Tensor]:
-        from dataclasses import asdict
+        """Head, neuron and layer scores of the teacher; read once per context (several passes ask)."""
+        if self._importance is None:
+            settings = self.importance_settings
 
-        settings = self.importance_settings
+            def build() -> dict[str, torch.Tensor]:
+                return score_importance(self.teacher, self.tokenizer, self.train, settings)
 
-        def build() -> dict[str, torch.Tensor]:
-            return score_importance(self.teacher, self.tokenizer, self.train, settings)
-
-        return self.cached("importance", asdict(settings), build)
+            self._importance = self.cached("importance", asdict(settings), build)
+        return self._importance
