@@ -14,16 +14,18 @@ if TYPE_CHECKING:
 
 
 @torch.inference_mode()
-def translate_texts(
+def generate_ids(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     beam: int = 1,
     batch_size: int = 32,
     max_length: int = 256,
-) -> list[str]:
+) -> list[list[int]]:
+    """generate()'s rows (decoder start, tokens, eos, padding) for each text, in the order given; batches are
+    formed longest first, so that padding stays small and a given batch size always groups the same sentences."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-    out: list[str] = [""] * len(texts)
+    out: list[list[int]] = [[] for _ in texts]
     for start in range(0, len(order), batch_size):
         ids = order[start : start + batch_size]
         enc = tokenizer(
@@ -37,6 +39,18 @@ def translate_texts(
             early_stopping=True if beam > 1 else False,
             **arch.generate_kwargs(model),
         )
-        for i, text in zip(ids, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
-            out[i] = text
+        for i, row in zip(ids, generated.tolist(), strict=True):
+            out[i] = row
     return out
+
+
+def translate_texts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    beam: int = 1,
+    batch_size: int = 32,
+    max_length: int = 256,
+) -> list[str]:
+    rows = generate_ids(model, tokenizer, texts, beam=beam, batch_size=batch_size, max_length=max_length)
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,6 +32,17 @@ PRUNED = [
 ]
 
 
+def _student(model: Any, tokenizer: Any, passes: list[tuple[str, dict]], tmp_path: Path) -> Any:
+    ctx = PassContext(
+        model,
+        tokenizer,
+        load_demo("dev").head(24),
+        ArtifactCache(tmp_path / "cache"),
+        importance_settings=ImportanceSettings(sentences=24, max_tokens=400, max_length=48),
+    )
+    return build_student(Recipe.make(passes), ctx)
+
+
 @pytest.mark.parametrize("pruned", [False, True], ids=["teacher", "pruned"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_onnx_greedy_tokens_equal_pytorch(
@@ -39,14 +51,7 @@ def test_onnx_greedy_tokens_equal_pytorch(
     model = AutoModelForSeq2SeqLM.from_pretrained(tiny_models[family]).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_models[family])
     if pruned:
-        ctx = PassContext(
-            model,
-            tokenizer,
-            load_demo("dev").head(24),
-            ArtifactCache(tmp_path / "cache"),
-            importance_settings=ImportanceSettings(sentences=24, max_tokens=400, max_length=48),
-        )
-        model = build_student(Recipe.make(PRUNED), ctx)
+        model = _student(model, tokenizer, PRUNED, tmp_path)
     runtime = OnnxSeq2Seq(export_onnx(model, tokenizer, tmp_path / "onnx"), threads=1)
     enc = tokenizer(SENTENCES, return_tensors="pt", padding=True)
     for beam in (1, 4):
@@ -141,14 +146,7 @@ def test_ctranslate2_float32_tokens_equal_pytorch(pruned: bool, tiny_models: dic
     model = AutoModelForSeq2SeqLM.from_pretrained(tiny_models[family]).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_models[family])
     if pruned:  # uniform counts: CTranslate2 takes one head count per stack
-        ctx = PassContext(
-            model,
-            tokenizer,
-            load_demo("dev").head(24),
-            ArtifactCache(tmp_path / "cache"),
-            importance_settings=ImportanceSettings(sentences=24, max_tokens=400, max_length=48),
-        )
-        model = build_student(Recipe.make([("layers", {"decoder_layers": 1}), ("ffn", {"keep": 0.5})]), ctx)
+        model = _student(model, tokenizer, [("layers", {"decoder_layers": 1}), ("ffn", {"keep": 0.5})], tmp_path)
         from autocompress.passes.heads import prune_heads
 
         for block in arch.attention_blocks(model):

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from autocompress import arch
 from autocompress.batching import collate, encode_pairs, token_batches
 from autocompress.passes.base import Param
 
@@ -144,21 +143,10 @@ def teacher_translations(ctx: PassContext) -> tuple[list[list[int]], list[list[i
     return src, [ids[offsets[i] : offsets[i + 1]] for i in range(n)]
 
 
-@torch.inference_mode()
-def _greedy_ids(ctx: PassContext, sources: list[str], batch_size: int = 64) -> list[list[int]]:
-    teacher, tokenizer = ctx.teacher.eval(), ctx.tokenizer
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    out: list[list[int]] = [[] for _ in sources]
-    for start in range(0, len(order), batch_size):
-        ids = order[start : start + batch_size]
-        enc = tokenizer(
-            [sources[i] for i in ids], return_tensors="pt", padding=True, truncation=True, max_length=MAX_LENGTH
-        ).to(teacher.device)
-        generated = teacher.generate(
-            **enc, num_beams=1, do_sample=False, max_new_tokens=MAX_LENGTH, **arch.generate_kwargs(teacher)
-        )
-        for i, row in zip(ids, generated.tolist(), strict=True):
-            row = row[1:]  # the decoder start token is not a label
-            special = {tokenizer.pad_token_id}
-            out[i] = [t for t in row if t not in special] or [tokenizer.eos_token_id]
-    return out
+def _greedy_ids(ctx: PassContext, sources: list[str]) -> list[list[int]]:
+    from autocompress.translate import generate_ids
+
+    rows = generate_ids(ctx.teacher.eval(), ctx.tokenizer, sources, batch_size=64, max_length=MAX_LENGTH)
+    pad, eos = ctx.tokenizer.pad_token_id, ctx.tokenizer.eos_token_id
+    # The decoder start token is not a label; padding after eos is not either.
+    return [[t for t in row[1:] if t != pad] or [eos] for row in rows]
