@@ -1,6 +1,7 @@
 """Command line: parse arguments, call the library, and map errors to exit codes (the only place that does).
 
-Exit codes: 0 success, 2 bad input (one line: the problem and the fix), 1 internal error.
+Exit codes: 0 success, 2 bad input (one line: the problem and the fix), 3 no search candidate met the constraints,
+1 internal error. With no command, `autocompress` runs `search` on the embedded default.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autocompress.cli_search import add_commands
 from autocompress.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -111,7 +113,8 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autocompress", description="Compression search for translation models.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command")
+    add_commands(sub)
 
     def model_and_decoding(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default="demo", help="a save_pretrained directory, or 'demo' (default)")
@@ -143,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    for name in ("beam", "batch_size", "max_length", "limit", "steps"):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv or ["search"])
+    for name in ("beam", "batch_size", "max_length", "limit", "steps", "threads", "workers", "dev_sentences"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             print(f"autocompress: error: --{name.replace('_', '-')} must be at least 1, got {value}", file=sys.stderr)

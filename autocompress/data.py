@@ -86,3 +86,10 @@ def load_pair(source_path: Path, reference_path: Path) -> ParallelCorpus:
             "they must be line-aligned, one sentence a line"
         )
     return ParallelCorpus(f"{source_path}+{reference_path}", tuple(sources), tuple(references))
+
+
+def load_corpus(spec: str) -> ParallelCorpus:
+    """'demo:<split>' or a TSV file (source, reference)."""
+    if spec.startswith("demo:"):
+        return load_demo(spec.removeprefix("demo:"))
+    return load_tsv(Path(spec))

@@ -1,9 +1,10 @@
 """Measurement fidelity: the CV of 5 re-measurements of one artifact's p50 latency, alone and while a trial trains.
 
-The artifact (the demo teacher, fp32 ONNX) is measured on its own core set (by default the last core, 1 thread);
-the concurrent trial — a real distillation — is pinned to the other cores, as the search schedules them.
+The artifact (the demo teacher, fp32 ONNX) is measured with the default target (1 thread pinned to the last core).
+The concurrent trial is a real distillation on the same cores, run twice: as the search runs it (its steps pause
+while a measurement holds the device, autocompress.evaluate.measure_lock) and, for contrast, ignoring the lock.
 
-    python benchmarks/fidelity.py [--model demo] [--measure-cores 1] [--train-cores 0]
+    python benchmarks/fidelity.py [--model demo]
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from autocompress.target import TargetSpec
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 TRAINER = """
-import os, sys, torch
-os.sched_setaffinity(0, {cores})
+import torch
 torch.set_num_threads({threads})
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
@@ -54,44 +54,54 @@ def cv(values: list[float]) -> float:
     return float(np.std(values) / np.mean(values))
 
 
+def while_training(
+    artifact: Path, sentences: list[str], target: TargetSpec, model: str, work: Path, lock_dir: Path | None
+) -> list[float]:
+    """Five measurements while a distillation runs in another process; lock_dir None: it shares the search's locks."""
+    code = TRAINER.format(threads=os.cpu_count(), model=model, cache=str(work / "cache"))
+    env = dict(os.environ) | ({"AUTOCOMPRESS_LOCK_DIR": str(lock_dir)} if lock_dir else {})
+    trainer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert trainer.stdout is not None
+        trainer.stdout.readline()  # the teacher is loaded and training starts
+        time.sleep(5)
+        return five_measurements(artifact, sentences, target)
+    finally:
+        trainer.kill()
+        trainer.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="demo")
-    parser.add_argument("--measure-cores", default=str(os.cpu_count() - 1))
-    parser.add_argument("--train-cores", default=",".join(str(c) for c in range(os.cpu_count() - 1)))
     parser.add_argument("--out", type=Path, default=RESULTS / "fidelity.json")
     args = parser.parse_args()
-    measure_cores = tuple(int(c) for c in args.measure_cores.split(","))
-    train_cores = {int(c) for c in args.train_cores.split(",")}
-    target = TargetSpec(threads=len(measure_cores), cores=measure_cores, latency_sentences=16, warmup=1, repeats=3)
-
+    target = TargetSpec()
     loaded = load_model(args.model)
     sentences = list(load_demo("dev").sources)
+    rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        artifact = export_onnx(loaded.model, loaded.tokenizer, Path(tmp) / "artifact")
-        alone = five_measurements(artifact, sentences, target)
-        print(f"alone:           p50 {np.median(alone):7.2f} ms, CV {cv(alone):.2%} over {alone}")
-        code = TRAINER.format(cores=train_cores, threads=len(train_cores), model=args.model, cache=str(Path(tmp) / "c"))
-        trainer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        try:
-            assert trainer.stdout is not None
-            trainer.stdout.readline()  # the teacher is loaded and training starts
-            time.sleep(5)
-            busy = five_measurements(artifact, sentences, target)
-        finally:
-            trainer.kill()
-        print(f"while training:  p50 {np.median(busy):7.2f} ms, CV {cv(busy):.2%} over {busy}")
-        print(f"slowdown of the median under a concurrent trial: {np.median(busy) / np.median(alone):.3f}x")
+        work = Path(tmp)
+        artifact = export_onnx(loaded.model, loaded.tokenizer, work / "artifact")
+        rows["alone"] = five_measurements(artifact, sentences, target)
+        rows["training, pausing for measurements"] = while_training(artifact, sentences, target, args.model, work, None)
+        (work / "locks").mkdir()
+        rows["training, ignoring the lock"] = while_training(
+            artifact, sentences, target, args.model, work, work / "locks"
+        )
+    alone = float(np.median(rows["alone"]))
+    print(f"{'':36} {'median p50 ms':>14} {'CV':>7} {'vs alone':>9}  five p50 ms")
+    for name, values in rows.items():
+        median = float(np.median(values))
+        print(f"{name:36} {median:14.2f} {cv(values):7.2%} {median / alone:8.3f}x  {values}")
     result = {
         "model": loaded.name,
         "target": target.to_dict(),
-        "train_cores": sorted(train_cores),
-        "alone_p50_ms": alone,
-        "alone_cv": round(cv(alone), 4),
-        "busy_p50_ms": busy,
-        "busy_cv": round(cv(busy), 4),
-        "slowdown": round(float(np.median(busy) / np.median(alone)), 3),
-        "machine": platform.processor(),
+        "runs": {
+            name: {"p50_ms": values, "cv": round(cv(values), 4), "vs_alone": round(float(np.median(values)) / alone, 3)}
+            for name, values in rows.items()
+        },
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -117,7 +117,9 @@ def test_precision_invalid_for_target_is_refused_before_work(dtype: str, device:
     from autocompress.passes.precision import check_target
     from autocompress.recipe import PassConfig
 
-    with pytest.raises(RecipeError, match=rf"dtype '{dtype}' is not valid for a {device} target: it runs on"):
+    with pytest.raises(
+        RecipeError, match=rf"dtype '{dtype}' is not valid with onnxruntime for a {device} target: it runs on"
+    ):
         check_target(PassConfig.make("precision", {"dtype": dtype}), device)
 
 

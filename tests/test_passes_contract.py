@@ -56,6 +56,12 @@ def _check_heads(student: Any, teacher: Any, ctx: PassContext) -> None:
     _fewer_parameters(student, teacher, ctx)
 
 
+def _check_uniform_heads(student: Any, teacher: Any, ctx: PassContext) -> None:
+    _check_heads(student, teacher, ctx)
+    for kind in arch.ATTENTION_KINDS:
+        assert set(_heads(student, kind)) == {_heads(teacher, kind)[0] // 2}
+
+
 def _check_ffn(student: Any, teacher: Any, ctx: PassContext) -> None:
     assert {b.width for b in arch.ffn_blocks(student)} == {b.width // 2 for b in arch.ffn_blocks(teacher)}
     _fewer_parameters(student, teacher, ctx)
@@ -92,6 +98,7 @@ CASES = [
         _check_layers,
     ),
     Case("heads-half", [("heads", {"fraction": 0.5})], _check_heads),
+    Case("heads-uniform", [("heads", {"fraction": 0.5, "allocation": "uniform"})], _check_uniform_heads),
     Case("ffn-half", [("ffn", {"keep": 0.5})], _check_ffn),
     Case("sparsity-global", [("sparsity", {"target": 0.5})], _sparsity_is(0.5)),
     Case("sparsity-per-layer", [("sparsity", {"target": 0.3, "scope": "per_layer"})], _sparsity_is(0.3)),
@@ -227,10 +234,11 @@ def _kept_neurons(teacher: Any, student: Any) -> list[torch.Tensor | None]:
         [("layers", {"decoder_layers": 1, "strategy": "bottom"})],
         [("heads", {"fraction": 0.5})],
         [("heads", {"encoder_self": 0.25, "decoder_self": 0.0, "cross": 0.75})],
+        [("heads", {"fraction": 0.5, "allocation": "uniform"})],
         [("ffn", {"keep": 0.4})],
         [("layers", {"encoder_layers": 1}), ("heads", {"fraction": 0.5}), ("ffn", {"keep": 0.5})],
     ],
-    ids=["layers-top", "layers-bottom", "heads", "heads-per-kind", "ffn", "combined"],
+    ids=["layers-top", "layers-bottom", "heads", "heads-per-kind", "heads-uniform", "ffn", "combined"],
 )
 def test_structured_pruning_equals_masking_the_teacher(
     passes: list[tuple[str, dict[str, Any]]], family: str, contexts: dict[str, PassContext]

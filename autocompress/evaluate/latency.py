@@ -15,11 +15,11 @@ import numpy as np
 
 from autocompress.evaluate import Measurement
 from autocompress.evaluate.measure_lock import exclusive
-from autocompress.runtime.onnx_loop import OnnxSeq2Seq
+from autocompress.runtime import Seq2SeqRuntime, open_artifact
 from autocompress.target import TargetSpec
 
 
-def encode(runtime: OnnxSeq2Seq, sentences: Sequence[str], max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def encode(runtime: Seq2SeqRuntime, sentences: Sequence[str], max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
     single = []
     for text in sentences:
         enc = runtime.tokenizer([text], return_tensors="np", truncation=True, max_length=max_length)
@@ -33,7 +33,7 @@ def measure_latency(
     """forced_new_tokens: decode exactly that many tokens a sentence (random-weight models), else up to max_length."""
     sentences = list(sentences)[: target.latency_sentences]
     with exclusive(target):
-        runtime = OnnxSeq2Seq(artifact, threads=target.threads, providers=target.providers)
+        runtime = open_artifact(artifact, threads=target.threads, providers=target.providers)
         singles = encode(runtime, sentences, target.max_length)
         new_tokens = forced_new_tokens or target.max_length
 
@@ -94,7 +94,7 @@ def _pad(batch: list[tuple[np.ndarray, np.ndarray]], pad_id: int) -> tuple[np.nd
 
 
 def _cores(target: TargetSpec) -> str:
-    return "any" if target.cores is None else ",".join(map(str, target.cores))
+    return ",".join(map(str, target.measured_cores()))
 
 
 def _cv(samples: np.ndarray) -> float:

@@ -1,4 +1,13 @@
-"""One measurement at a time per device (and per measured CPU core set), so parallel trials cannot skew timings."""
+"""Measurement is exclusive per device: a timing never overlaps another timing or the heavy work of other trials.
+
+Two file locks per device, shared by every process of the machine (Ray workers included):
+- `gate`: a measurement holds it exclusively for its whole duration, so no new unit of background work starts;
+- `busy`: background work (a training step, an export, a batch of BLEU decoding) holds it shared; a measurement
+  takes it exclusively, so it starts once the units already running have finished.
+Background work takes the gate only for an instant, so a waiting measurement is never starved by a stream of steps.
+Units are short (one optimizer step, one decoding batch), so a measurement waits seconds, not a trial.
+On CPU the measurement also pins itself to the target's cores (TargetSpec.measured_cores).
+"""
 
 from __future__ import annotations
 
@@ -8,26 +17,51 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from autocompress.target import TargetSpec
 
 LOCK_DIR = Path(os.environ.get("AUTOCOMPRESS_LOCK_DIR", tempfile.gettempdir()))
 
 
-def lock_path(target: TargetSpec) -> Path:
-    cores = "all" if target.cores is None else "-".join(map(str, sorted(target.cores)))
-    return LOCK_DIR / f"autocompress-measure-{target.device}-{cores}.lock"
+def lock_path(device: str, role: str) -> Path:
+    return LOCK_DIR / f"autocompress-{device}-{role}.lock"
+
+
+@contextmanager
+def _locked(path: Path, mode: int) -> Iterator[IO[str]]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
 def exclusive(target: TargetSpec) -> Iterator[None]:
-    """Hold the target's measurement lock; on CPU also pin this process to the target's cores."""
-    with open(lock_path(target), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    """Hold the device for a measurement; on CPU also pin this process to the target's cores."""
+    with (
+        _locked(lock_path(target.device, "gate"), fcntl.LOCK_EX),
+        _locked(lock_path(target.device, "busy"), fcntl.LOCK_EX),
+    ):
         previous = os.sched_getaffinity(0)
-        if target.device == "cpu" and target.cores is not None:
-            os.sched_setaffinity(0, set(target.cores))
+        if target.device == "cpu":
+            os.sched_setaffinity(0, set(target.measured_cores()))
         try:
             yield
         finally:
             os.sched_setaffinity(0, previous)
+
+
+@contextmanager
+def background_work(device: str = "cpu") -> Iterator[None]:
+    """One unit of heavy work that must pause while a measurement runs on `device`. Never nest inside exclusive()."""
+    with _locked(lock_path(device, "gate"), fcntl.LOCK_SH):
+        busy = open(lock_path(device, "busy"), "a")
+        fcntl.flock(busy, fcntl.LOCK_SH)
+    try:
+        yield
+    finally:
+        fcntl.flock(busy, fcntl.LOCK_UN)
+        busy.close()

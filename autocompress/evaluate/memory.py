@@ -41,10 +41,10 @@ def measure_memory(artifact: Path, sentences: list[str], target: TargetSpec) -> 
 
 
 def _probe(artifact: Path, inputs: Path, target: TargetSpec) -> dict[str, float]:
-    from autocompress.runtime.onnx_loop import OnnxSeq2Seq
+    from autocompress.runtime import open_artifact
 
     base = _high_water_mb()
-    runtime = OnnxSeq2Seq(artifact, threads=target.threads, providers=target.providers)
+    runtime = open_artifact(artifact, threads=target.threads, providers=target.providers)
     runtime.generate_ids(np.load(inputs / "ids.npy"), np.load(inputs / "mask.npy"), target.max_length, beam=target.beam)
     return {"base_mb": round(base, 1), "peak_mb": round(_high_water_mb(), 1)}
 

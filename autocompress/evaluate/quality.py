@@ -9,13 +9,13 @@ from autocompress.evaluate_bleu import score_translations
 
 if TYPE_CHECKING:
     from autocompress.data import ParallelCorpus
-    from autocompress.runtime.onnx_loop import OnnxSeq2Seq
+    from autocompress.runtime import Seq2SeqRuntime
     from autocompress.target import TargetSpec
 
 BLEU_BATCH = 32  # batch composition changes padding, hence float sums: pinned so scores reproduce exactly
 
 
-def artifact_quality(runtime: OnnxSeq2Seq, corpus: ParallelCorpus, target: TargetSpec) -> dict[str, Measurement]:
+def artifact_quality(runtime: Seq2SeqRuntime, corpus: ParallelCorpus, target: TargetSpec) -> dict[str, Measurement]:
     hyps = runtime.translate(
         list(corpus.sources), batch_size=BLEU_BATCH, max_length=target.max_length, beam=target.beam
     )

@@ -14,7 +14,7 @@ def artifact_size(artifact: Path) -> dict[str, Measurement]:
     files = [p for p in artifact.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
     total = sum(p.stat().st_size for p in files)
     spec = json.loads((artifact / "artifact.json").read_text())
-    precision = (spec.get("precision") or {}).get("dtype", "fp32")
+    precision = (spec.get("precision") or {}).get("dtype") or spec.get("quantization", "fp32")
     return {
         "size_mb": Measurement("size_mb", round(total / 2**20, 3), "MiB", f"files:{len(files)}|precision:{precision}")
     }

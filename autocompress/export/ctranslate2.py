@@ -76,6 +76,7 @@ def export_ctranslate2(
         "heads": heads,
         "head_dim": head_dim,
         "decoder_start_token_id": model.config.decoder_start_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
         "family": model.config.model_type,
     }
     (out_dir / ARTIFACT_FILE).write_text(json.dumps(manifest, indent=2))

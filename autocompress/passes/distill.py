@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from autocompress.batching import collate, encode_pairs, token_batches
+from autocompress.evaluate.measure_lock import background_work
 from autocompress.passes.base import Param
 
 if TYPE_CHECKING:
@@ -30,10 +31,27 @@ if TYPE_CHECKING:
 NAME = "distill"
 STAGE = "train"
 METHODS = ("word", "sequence", "word+sequence", "finetune")
+WORD_LEVEL = ("word", "word+sequence")  # the methods that use T and α
 PARAMS = (
     Param("method", "categorical", "word", "what the student learns from (see the module docstring)", choices=METHODS),
-    Param("temperature", "float", 2.0, "softmax temperature T of word-level KD", low=0.5, high=10.0),
-    Param("alpha", "float", 0.5, "weight α of the KD term against the label cross-entropy", low=0.0, high=1.0),
+    Param(
+        "temperature",
+        "float",
+        2.0,
+        "softmax temperature T of word-level KD",
+        low=0.5,
+        high=10.0,
+        when=("method", WORD_LEVEL),
+    ),
+    Param(
+        "alpha",
+        "float",
+        0.5,
+        "weight α of the KD term against the label cross-entropy",
+        low=0.0,
+        high=1.0,
+        when=("method", WORD_LEVEL),
+    ),
     Param(
         "steps", "int", 400, "optimizer steps (the trial's training budget); 0 skips training", low=0, high=1_000_000
     ),
@@ -73,18 +91,19 @@ def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
     started, losses = time.perf_counter(), []
     for step in range(1, steps + 1):
         batch = {k: v.to(device) for k, v in next(batches).items()}
-        with amp:
-            out = model(**batch)
-            loss = out.loss
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher_logits = teacher(**batch).logits
-                kd = _kd_loss(out.logits.float(), teacher_logits.float(), batch["labels"] != -100, temperature)
-                loss = alpha * kd + (1 - alpha) * out.loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        with background_work(device.type):  # a measurement elsewhere waits for this step, then pauses the next
+            with amp:
+                out = model(**batch)
+                loss = out.loss
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = teacher(**batch).logits
+                    kd = _kd_loss(out.logits.float(), teacher_logits.float(), batch["labels"] != -100, temperature)
+                    loss = alpha * kd + (1 - alpha) * out.loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
         schedule.step()
         if ctx.sparsifier is not None:
             ctx.sparsifier.step(step, steps)

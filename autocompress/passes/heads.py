@@ -2,7 +2,9 @@
 
 Importance is the teacher's gate gradient (Michel et al., 2019), normalised per attention block so blocks compare.
 Encoder self-attention, decoder self-attention and cross-attention are ranked separately, each losing its fraction
-(the global `fraction` unless overridden); every block keeps at least one head, and per-layer counts follow the scores.
+(the global `fraction` unless overridden); every block keeps at least one head. `allocation` says where the removed
+heads come from: `global` ranks all blocks of a kind together (per-layer counts follow the scores), `uniform` removes
+the same number from every block (its own least important ones): one head count per stack, as CTranslate2 requires.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ PARAMS = (
         Param(kind, "float", None, _KIND_HELP.format(kind.replace("_", " ")), low=0.0, high=0.95, optional=True)
         for kind in arch.ATTENTION_KINDS
     ),
+    Param(
+        "allocation",
+        "categorical",
+        "global",
+        "global: ranked across the blocks of a kind; uniform: the same count removed from every block",
+        choices=("global", "uniform"),
+    ),
 )
 
 
@@ -48,15 +57,17 @@ def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
             s = scores[f"heads.{kind}.{origin}"][original_heads(b)]
             s = s / s.norm().clamp_min(1e-12)
             ranked += [(float(v), i, h) for h, v in enumerate(s)]
-        remove = round(fraction * len(ranked))
-        left = {i: b.num_heads for i, b in enumerate(blocks)}
-        dropped: dict[int, set[int]] = {i: set() for i in left}
+        if config["allocation"] == "uniform":
+            quota = {i: min(round(fraction * b.num_heads), b.num_heads - 1) for i, b in enumerate(blocks)}
+        else:
+            quota = {i: b.num_heads - 1 for i, b in enumerate(blocks)}
+        remove = sum(quota.values()) if config["allocation"] == "uniform" else round(fraction * len(ranked))
+        dropped: dict[int, set[int]] = {i: set() for i in quota}
         for _, i, h in sorted(ranked):
             if remove == 0:
                 break
-            if left[i] > 1:
+            if len(dropped[i]) < quota[i]:
                 dropped[i].add(h)
-                left[i] -= 1
                 remove -= 1
         for i, block in enumerate(blocks):
             if dropped[i]:

@@ -21,49 +21,84 @@ if TYPE_CHECKING:
 
 NAME = "precision"
 STAGE = "artifact"
+RUNTIMES = ("onnxruntime", "ctranslate2")
+# The devices each runtime runs each precision on. onnxruntime's int8 kernels are CPU kernels; fp16 and bf16 are CUDA
+# formats (fp16 in onnxruntime on CPU falls back to casts and was slower than fp32, design notes).
+VALID = {
+    "onnxruntime": {
+        "fp32": ("cpu", "cuda"),
+        "fp16": ("cuda",),
+        "int8": ("cpu",),
+        "int8_static": ("cpu",),
+        "int4": ("cpu", "cuda"),
+    },
+    "ctranslate2": {
+        "fp32": ("cpu", "cuda"),
+        "fp16": ("cuda",),
+        "bf16": ("cuda",),
+        "int8": ("cpu", "cuda"),
+        "int16": ("cpu",),
+    },
+}
+CT2_QUANTIZATION = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8", "int16": "int16"}
 PARAMS = (
+    Param("runtime", "categorical", "onnxruntime", "what runs the artifact", choices=RUNTIMES),
     Param(
         "dtype",
         "categorical",
         "fp32",
-        "numeric format of the artifact",
-        choices=("fp32", "fp16", "int8", "int8_static", "int4"),
+        "numeric format of the artifact (which ones a runtime and device accept: VALID)",
+        choices=("fp32", "fp16", "bf16", "int8", "int8_static", "int16", "int4"),
     ),
     Param(
         "per_channel",
         "categorical",
         False,
-        "int8: one scale per output channel instead of per tensor",
+        "onnxruntime int8: one scale per output channel instead of per tensor",
         choices=(False, True),
+        when=("dtype", ("int8", "int8_static")),
     ),
-    Param("gather", "categorical", False, "int8: quantize the embedding lookups (Gather) too", choices=(False, True)),
-    Param("block_size", "categorical", 32, "int4: weights per quantization block", choices=(16, 32, 64, 128, 256)),
+    Param(
+        "gather",
+        "categorical",
+        False,
+        "onnxruntime int8: quantize the embedding lookups (Gather) too",
+        choices=(False, True),
+        when=("dtype", ("int8",)),
+    ),
+    Param(
+        "block_size",
+        "categorical",
+        32,
+        "int4: weights per quantization block",
+        choices=(16, 32, 64, 128, 256),
+        when=("dtype", ("int4",)),
+    ),
     Param(
         "accuracy_level",
         "categorical",
         4,
         "int4: kernel activation precision (0 default, 1 fp32, 2 fp16, 3 bf16, 4 int8)",
         choices=(0, 1, 2, 3, 4),
+        when=("dtype", ("int4",)),
     ),
 )
-VALID_DEVICES = {
-    "fp32": ("cpu", "cuda"),
-    "fp16": ("cuda",),
-    "int8": ("cpu",),
-    "int8_static": ("cpu",),
-    "int4": ("cpu", "cuda"),
-}
 GRAPHS = ("encoder", "decoder")
 
 
+def valid_dtypes(runtime: str, device: str) -> list[str]:
+    return [dtype for dtype, devices in VALID[runtime].items() if device in devices]
+
+
 def check_target(config: PassConfig, device: str) -> None:
-    """Refuse, before any work, a precision the target cannot run."""
-    valid = VALID_DEVICES[config["dtype"]]
+    """Refuse, before any work, a precision the runtime cannot run on the target."""
+    runtime, dtype = config["runtime"], config["dtype"]
+    valid = VALID[runtime].get(dtype, ())
     if device not in valid:
+        where = f"it runs on {' and '.join(valid)}" if valid else f"{runtime} does not run it"
         raise RecipeError(
-            f"pass 'precision' dtype {config['dtype']!r} is not valid for a {device} target: it runs on "
-            f"{' and '.join(valid)}; choose one of "
-            + ", ".join(repr(d) for d, devices in VALID_DEVICES.items() if device in devices)
+            f"pass 'precision' dtype {dtype!r} is not valid with {runtime} for a {device} target: {where}; "
+            f"choose one of {', '.join(repr(d) for d in valid_dtypes(runtime, device))}"
         )
 
 

@@ -68,9 +68,13 @@ class DecoderState:
 
 
 def load_tokenizer(directory: Path) -> Any:
+    import warnings
+
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(directory)
+    with warnings.catch_warnings():  # see autocompress.teacher.tokenizer: the normaliser it asks for is never called
+        warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+        return AutoTokenizer.from_pretrained(directory)
 
 
 class OnnxSeq2Seq:

@@ -1,0 +1,175 @@
+"""The search commands: search, pareto, export, report. Exit codes: 0 model exported (or command done), 3 no candidate
+met the constraints, 2 bad input, 1 internal error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from autocompress.errors import UserInputError
+
+
+def add_commands(sub: Any) -> None:
+    se = sub.add_parser("search", help="search compression recipes; write the Pareto front and export the best model")
+    se.add_argument("--model", default="demo", help="teacher: a save_pretrained directory, or 'demo' (default)")
+    se.add_argument("--train", default="demo:train", help="training data: demo:train or a source<TAB>reference file")
+    se.add_argument("--dev", default="demo:dev", help="dev set scored for BLEU: demo:dev or a TSV file")
+    se.add_argument("--dev-sentences", type=int, help="score only the first N dev sentences")
+    se.add_argument(
+        "--budget", action="append", help="completed trials (20), wall time (90m, 2h) or both (20,2h); default 20"
+    )
+    se.add_argument("--space", help="search space: cpu, cuda, quick, or a YAML file (default: the target's device)")
+    se.add_argument("--device", choices=("cpu", "cuda"), help="target device (default: the space's, else cpu)")
+    se.add_argument("--threads", type=int, help="target CPU threads the latency is measured with")
+    se.add_argument("--target", type=Path, help="target settings from a YAML file (device, threads, batch_sizes…)")
+    se.add_argument("--objectives", default="bleu,latency,memory", help="comma-separated; also chrf, size, …")
+    se.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
+    se.add_argument("--seed", type=int, default=0, help="seeds the sampler and every recipe: repeatable runs")
+    se.add_argument("--out", type=Path, help="output directory (default results/<study>)")
+    se.add_argument("--study", help="study name (default: the output directory's name, 'search')")
+    se.add_argument("--storage", help="an Optuna RDB URL (default: a SQLite file in the output directory)")
+    se.add_argument("--workers", type=int, default=1, help="trials run at the same time (default 1)")
+    se.add_argument("--cpus-per-trial", type=float, help="Ray CPUs a trial takes (default: cores / workers)")
+    se.add_argument(
+        "--gpus-per-trial", type=float, help="Ray GPUs a trial takes, fractions allowed (default 1 on cuda)"
+    )
+    se.add_argument("--address", help="join a running Ray cluster (host:port) instead of starting a local Ray")
+    se.add_argument("--trial-timeout", type=float, help="seconds after which a trial is stopped and marked failed")
+    se.add_argument("--max-bleu-drop", type=float, default=1.0, help="BLEU below the teacher allowed (default 1.0)")
+    se.add_argument("--no-constraint", action="store_true", help="no BLEU constraint on the selection")
+    se.add_argument("--select", default="fastest", help="fastest (default), smallest, knee or best-bleu")
+    se.add_argument("--json", action="store_true", help="a JSON summary on stdout (the human table goes to stderr)")
+    se.set_defaults(func=cmd_search)
+
+    pa = sub.add_parser("pareto", help="print a study's Pareto front")
+    _study_args(pa)
+    pa.set_defaults(func=cmd_pareto)
+    ex = sub.add_parser("export", help="export one trial's model (recipe, metrics, model card)")
+    _study_args(ex)
+    ex.add_argument("--trial", type=int, required=True, help="the trial number (see `autocompress pareto`)")
+    ex.add_argument("--to", type=Path, help="destination (default <study dir>/trial-N)")
+    ex.set_defaults(func=cmd_export)
+    re = sub.add_parser("report", help="rebuild a study's tables, plots and report.html")
+    _study_args(re)
+    re.set_defaults(func=cmd_report)
+
+
+def _study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study_dir", type=Path, help="the study's output directory (results/<study>)")
+    p.add_argument("--storage", help="the Optuna RDB URL, when the study is not in the directory's study.db")
+    p.add_argument("--study", help="the study name (default: the directory's name)")
+    p.add_argument("--json", action="store_true", help="JSON on stdout")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from autocompress.engine.api import configure, run_search
+
+    target: dict[str, Any] = {}
+    if args.target:
+        from autocompress.target import TargetSpec
+
+        target = TargetSpec.from_yaml(args.target).to_dict()
+    target |= {k: v for k, v in (("device", args.device), ("threads", args.threads)) if v is not None}
+    study = args.study or (args.out.resolve().name if args.out else "search")
+    config = configure(
+        args.model,
+        args.budget or ["20"],
+        space=args.space,
+        target=target,
+        objectives=args.objectives,
+        train=args.train,
+        dev=args.dev,
+        dev_sentences=args.dev_sentences,
+        sampler=args.sampler,
+        seed=args.seed,
+        out=args.out or Path("results") / study,
+        study=study,
+        storage=args.storage,
+        workers=args.workers,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        address=args.address,
+        trial_timeout=args.trial_timeout,
+        max_bleu_drop=None if args.no_constraint else args.max_bleu_drop,
+        select=args.select,
+    )
+    result = run_search(config)
+    summary = result.summary()
+    human = sys.stderr if args.json else sys.stdout
+    print(_final_table(summary), file=human)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return result.exit_code
+
+
+def _final_table(summary: dict[str, Any]) -> str:
+    lines = [""]
+    selected = summary["selected"]
+    trials = summary["trials"]
+    lines.append(
+        f"{trials['measured']} trials measured ({trials['failed']} failed), {trials['pareto']} on the Pareto front"
+    )
+    if selected is None:
+        lines.append(f"no trial met the constraints: nothing exported (exit 3); see {summary['outputs']['report']}")
+        return "\n".join(lines)
+    lines.append(f"selected trial {selected['trial']} ({summary['selection']}), exported to {summary['exported']}")
+    lines.append(f"{'':28} {'teacher':>10} {'selected':>10} {'change':>12}")
+    for row in selected["comparison"]:
+        lines.append(f"{row['measure']:28} {row['teacher']:>10.4g} {row['model']:>10.4g} {row['change']:>12}")
+    lines.append(f"report: {summary['outputs']['report']}  (trials.csv, pareto.csv, pareto.json, plots beside it)")
+    return "\n".join(lines)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    import optuna
+
+    from autocompress.engine.study import storage_url
+
+    directory = args.study_dir.resolve()
+    if args.storage is None and not (directory / "study.db").exists():
+        raise UserInputError(f"{directory} holds no study.db: give a study's output directory, or --storage URL")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=args.study or directory.name, storage=storage_url(directory, args.storage))
+    except KeyError:
+        names = optuna.get_all_study_names(storage_url(directory, args.storage))
+        raise UserInputError(f"no study {args.study or directory.name!r} there: it holds {', '.join(names)}") from None
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from autocompress.report.tables import MEASURED, baseline_row, pareto_trials, row
+
+    study = _open(args)
+    rows = [baseline_row(study)] + [row(t) for t in pareto_trials(study)]
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    print(f"{'trial':>8} " + " ".join(f"{m:>15}" for m in MEASURED) + "  recipe")
+    for r in rows:
+        cells = " ".join(f"{r[m]:>15.4g}" if r.get(m) is not None else f"{'':>15}" for m in MEASURED)
+        print(f"{r['trial']!s:>8} {cells}  {r.get('recipe_id') or ''}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from autocompress.report.export import export_trial
+
+    study = _open(args)
+    if not 0 <= args.trial < len(study.trials):
+        raise UserInputError(f"study has no trial {args.trial}: trials are 0–{len(study.trials) - 1}")
+    dest = export_trial(study, study.trials[args.trial], args.to or args.study_dir / f"trial-{args.trial}")
+    print(json.dumps({"exported": str(dest)}) if args.json else f"exported trial {args.trial} to {dest}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from autocompress.engine.api import finish
+
+    study = _open(args)
+    settings = study.user_attrs.get("settings", {})
+    result = finish(study, args.study_dir.resolve(), "fastest", settings.get("max_bleu_drop"))
+    print(json.dumps(result.outputs) if args.json else f"wrote {result.outputs['report']}")
+    return 0

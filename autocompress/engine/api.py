@@ -1,0 +1,194 @@
+"""The search as one call: settings → study → trials on Ray → outputs → the selected model exported.
+
+`autocompress.search(...)` (notebooks, pipelines) and `autocompress search` (the CLI) both end here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from autocompress.engine.budget import parse_budget
+from autocompress.engine.config import SELECTIONS, SearchConfig
+from autocompress.engine.driver import Driver, check_space, model_info, resolve_out
+from autocompress.engine.executor import check_address
+from autocompress.engine.progress import Progress
+from autocompress.engine.study import (
+    OBJECTIVES,
+    make_sampler,
+    open_study,
+    parse_objectives,
+    settings_fingerprint,
+    storage_url,
+)
+from autocompress.errors import UserInputError
+from autocompress.space import SearchSpace, load_space
+from autocompress.target import TargetSpec
+
+EXIT_EXPORTED, EXIT_NO_CANDIDATE = 0, 3
+
+
+@dataclass
+class SearchResult:
+    study: optuna.Study
+    out: Path
+    baseline: dict[str, Any]
+    selected: FrozenTrial | None
+    exported: Path | None
+    outputs: dict[str, str]
+    rule: str
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_EXPORTED if self.exported is not None else EXIT_NO_CANDIDATE
+
+    def summary(self) -> dict[str, Any]:
+        from autocompress.report.export import comparison
+        from autocompress.report.tables import measured_trials, pareto_trials
+
+        trials = self.study.get_trials(deepcopy=False)
+        selected = None
+        if self.selected is not None:
+            values = self.selected.user_attrs["values"]
+            selected = {
+                "trial": self.selected.number,
+                "recipe_id": self.selected.user_attrs["recipe_id"],
+                "values": values,
+                "comparison": comparison(self.baseline.get("values", {}), values),
+            }
+        return {
+            "study": self.study.study_name,
+            "out": str(self.out),
+            "exit_code": self.exit_code,
+            "selection": self.rule,
+            "teacher": self.baseline.get("values"),
+            "selected": selected,
+            "exported": str(self.exported) if self.exported else None,
+            "trials": {
+                "measured": len(measured_trials(self.study)),
+                "total": len(trials),
+                "failed": sum(t.state == optuna.trial.TrialState.FAIL for t in trials),
+                "pareto": len(pareto_trials(self.study)),
+            },
+            "outputs": self.outputs,
+        }
+
+
+def resolve_target(space: SearchSpace, overrides: dict[str, Any]) -> TargetSpec:
+    """The space's target settings, then the caller's (command line) on top."""
+    return TargetSpec.from_dict({**space.target, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def configure(
+    model: str = "demo",
+    budget: str | list[str] = "20",
+    space: str | Path | None = None,
+    target: dict[str, Any] | None = None,
+    objectives: str | tuple[str, ...] = "bleu,latency,memory",
+    **options: Any,
+) -> SearchConfig:
+    """SearchConfig from plain values, every one checked (a bad one raises UserInputError naming the fix)."""
+    overrides = dict(target or {})
+    device = overrides.get("device") or "cpu"
+    loaded_space = load_space(space if space is not None else ("cuda" if device == "cuda" else "cpu"))
+    names = parse_objectives(objectives if isinstance(objectives, str) else ",".join(objectives))
+    known = {f.name for f in dataclasses.fields(SearchConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UserInputError(f"search has no option {unknown[0]!r}: options are {', '.join(sorted(known))}")
+    if options.get("select", "fastest") not in SELECTIONS:
+        raise UserInputError(f"--select {options['select']!r} is unknown: choose from {', '.join(SELECTIONS)}")
+    for name in ("workers", "cpus_per_trial", "trial_timeout", "dev_sentences"):
+        if options.get(name) is not None and options[name] <= 0:
+            raise UserInputError(f"--{name.replace('_', '-')} {options[name]} must be positive")
+    if options.get("gpus_per_trial") is not None and options["gpus_per_trial"] < 0:
+        raise UserInputError(f"--gpus-per-trial {options['gpus_per_trial']} must be 0 or more")
+    if "out" in options:
+        options["out"] = Path(options["out"])
+    return SearchConfig(
+        model=model,
+        space=loaded_space,
+        target=resolve_target(loaded_space, overrides),
+        budget=parse_budget(budget),
+        objectives=names,
+        **options,
+    )
+
+
+def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
+    from autocompress.data import load_corpus
+    from autocompress.models import resolve_model_dir
+
+    space = config.space or load_space("cuda" if config.target.device == "cuda" else "cpu")
+    info = model_info(config.model)
+    check_space(space, info, config.target.device)
+    for spec in (config.dev, config.train):
+        load_corpus(spec)  # unreadable data fails now, not in every trial
+    if config.address:
+        check_address(config.address)
+    make_sampler(config.sampler, config.seed)
+    out = resolve_out(config)  # created only once the settings are known to be good
+    settings = settings_fingerprint(
+        model=str(resolve_model_dir(config.model)),
+        train=config.train,
+        dev=config.dev,
+        dev_sentences=config.dev_sentences or space.evaluation.get("dev_sentences"),
+        space=[dataclasses.asdict(d) for d in space.dimensions],
+        target=config.target.to_dict(),
+        objectives=list(config.objectives),
+        max_bleu_drop=config.max_bleu_drop,
+    )
+    study = open_study(
+        config.study_name,
+        storage_url(out, config.storage),
+        [OBJECTIVES[name].direction for name in config.objectives],
+        make_sampler(config.sampler, config.seed),
+        settings,
+    )
+    progress = Progress(config.budget.trials, config.objectives, quiet)
+    progress.log(
+        f"study {study.study_name} in {out}: budget {config.budget.describe()}, {config.workers} worker(s), "
+        f"space {space.name}, sampler {config.sampler}, target {config.target.device} "
+        f"({config.target.threads} thread(s))"
+    )
+    Driver(dataclasses.replace(config, out=out), space, info, study, progress).run()
+    return finish(study, out, config.select, config.max_bleu_drop)
+
+
+def finish(study: optuna.Study, out: Path, rule: str, max_bleu_drop: float | None) -> SearchResult:
+    """Tables, plots and report from the study; the selected trial exported to out/best."""
+    from autocompress.report.export import export_trial
+    from autocompress.report.html import write_html
+    from autocompress.report.plots import write_plots
+    from autocompress.report.select import select
+    from autocompress.report.tables import write_tables
+
+    write_tables(study, out)
+    plots = write_plots(study, out, max_bleu_drop)
+    selected = select(study, rule)
+    exported = export_trial(study, selected, out / "best", rule) if selected is not None else None
+    report = write_html(study, out, plots, selected.number if selected else None, rule)
+    outputs = {
+        "trials": str(out / "trials.csv"),
+        "pareto": str(out / "pareto.csv"),
+        "pareto_json": str(out / "pareto.json"),
+        "report": str(report),
+        **{name: str(out / file) for name, file in plots.items() if file.endswith(".png")},
+    }
+    return SearchResult(study, out, study.user_attrs.get("baseline", {}), selected, exported, outputs, rule)
+
+
+def search(model: str = "demo", budget: str | list[str] = "20", **options: Any) -> SearchResult:
+    """Run a search from Python; the same settings as `autocompress search` (see `autocompress search --help`).
+
+    >>> result = autocompress.search("demo", budget="8", workers=2, out="results/demo")
+    >>> result.selected.user_attrs["values"], result.exported
+    """
+    quiet = options.pop("quiet", False)
+    return run_search(configure(model, budget, **options), quiet=quiet or not sys.stderr)

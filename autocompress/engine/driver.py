@@ -1,0 +1,280 @@
+"""The search loop. The driver alone asks and tells; workers only run TrialJobs.
+
+ask → define-by-run recipe → (already measured? tell the same values; being measured? wait for it) → submit → collect
+→ tell, with the recipe, signatures, artifact, durations or the failure reason as the trial's user attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from autocompress.engine.config import SearchConfig
+from autocompress.engine.executor import Finished, RayExecutor
+from autocompress.engine.progress import Progress
+from autocompress.engine.study import CONSTRAINT, OBJECTIVES, recover_cut_off
+from autocompress.engine.worker import TrialJob
+from autocompress.errors import UserInputError
+from autocompress.recipe import Recipe
+from autocompress.space import SearchSpace, suggest_recipe
+
+
+def baseline_recipe(seed: int) -> Recipe:
+    """The teacher as it is, exported fp32 for onnxruntime."""
+    return Recipe.make([("precision", {"runtime": "onnxruntime", "dtype": "fp32"})], seed=seed)
+
+
+EXHAUSTED_AFTER = 30  # suggestions in a row that repeat measured recipes: the sampler has nothing new to offer
+STOPPED = "stopped by the user (Ctrl-C); it is run again when the search resumes"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    family: str
+    layers: dict[str, int]
+
+
+def model_info(spec: str) -> ModelInfo:
+    """What the space needs from the teacher, read from its config (the weights stay unloaded in the driver)."""
+    from transformers import AutoConfig
+
+    from autocompress.models import resolve_model_dir
+
+    config = AutoConfig.from_pretrained(resolve_model_dir(spec))
+    encoder = getattr(config, "encoder_layers", None) or config.num_layers
+    decoder = getattr(config, "decoder_layers", None) or getattr(config, "num_decoder_layers", None) or encoder
+    return ModelInfo(config.model_type, {"encoder": int(encoder), "decoder": int(decoder)})
+
+
+def check_space(space: SearchSpace, info: ModelInfo, device: str) -> None:
+    """Draw recipes from the space before any work, so that an impossible space fails now, with its reason."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(32):
+        suggest_recipe(probe.ask(), space, info.layers, device, info.family)
+
+
+@dataclass
+class Driver:
+    config: SearchConfig
+    space: SearchSpace
+    info: ModelInfo
+    study: optuna.Study
+    progress: Progress
+    executor: RayExecutor | None = None
+    started: float = field(default_factory=time.monotonic)
+    waiting: dict[str, list[int]] = field(default_factory=dict)  # recipe id being measured → trials waiting on it
+    trials: dict[int, optuna.Trial] = field(default_factory=dict)
+    failed_in_a_row: int = 0
+    duplicates_in_a_row: int = 0
+
+    def run(self) -> None:
+        recovered = recover_cut_off(self.study)
+        if recovered:
+            self.progress.log(f"resuming: trials {recovered} were cut off; they are marked FAIL and run again")
+        self.executor = RayExecutor(self.config.address, self.config.trial_cpus(), self.config.trial_gpus())
+        try:
+            self._baseline()
+            self._loop()
+        except KeyboardInterrupt:
+            self.progress.log("Ctrl-C: stopping; finished trials are kept")
+            for finished in self.executor.cancel_all(STOPPED):
+                self._tell_failed(finished.job.number, STOPPED, requeue=True)
+        finally:
+            self.executor.shutdown()
+            self.progress.close()
+
+    def job(self, number: int, recipe: Recipe) -> TrialJob:
+        c = self.config
+        return TrialJob(
+            number=number,
+            recipe=recipe.to_dict(),
+            model=c.model,
+            train=c.train,
+            dev=c.dev,
+            dev_sentences=c.dev_sentences or self.space.evaluation.get("dev_sentences"),
+            target=c.target.to_dict(),
+            study_dir=str(c.out.resolve()),
+            threads=max(1, int(c.trial_cpus())),
+            train_device="cuda" if c.target.device == "cuda" and c.trial_gpus() > 0 else "cpu",
+        )
+
+    def _baseline(self) -> None:
+        """The teacher measured in the same harness (fp32 ONNX): the point the constraints and ratios refer to."""
+        if "baseline" in self.study.user_attrs:
+            return
+        assert self.executor is not None
+        self.progress.log("measuring the teacher (fp32 ONNX) as the baseline")
+        recipe = baseline_recipe(self.config.seed)
+        self.executor.submit(self.job(-1, recipe))
+        done: list[Finished] = []
+        while not done:
+            done = self.executor.collect(1.0, self.config.trial_timeout)
+        finished = done[0]
+        if finished.outcome is None:
+            raise RuntimeError(f"the teacher's baseline measurement failed: {finished.reason}\n{finished.detail or ''}")
+        self.study.set_user_attr("baseline", _attrs(recipe, finished))
+        self.progress.log("baseline: " + _describe(finished.outcome.values))
+
+    @property
+    def baseline(self) -> dict[str, Any]:
+        return self.study.user_attrs["baseline"]
+
+    def completed(self) -> int:
+        return sum(
+            1
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if "duplicate_of" not in t.user_attrs
+        )
+
+    def _loop(self) -> None:
+        assert self.executor is not None
+        budget, workers = self.config.budget, self.config.workers
+        while True:
+            running = len(self.executor.running)
+            spent = budget.spent(self.completed(), self.started)
+            room = budget.trials is None or self.completed() + running < budget.trials
+            exhausted = self.duplicates_in_a_row >= EXHAUSTED_AFTER
+            if not spent and room and not exhausted and running < workers and self.failed_in_a_row < 3 * workers + 5:
+                self._ask_and_submit()
+                continue
+            if exhausted and running == 0:
+                self.progress.log(
+                    f"the space looks exhausted: the last {EXHAUSTED_AFTER} suggestions repeated measured recipes"
+                )
+            if running == 0:
+                break
+            for finished in self.executor.collect(1.0, self.config.trial_timeout):
+                self._tell(finished)
+            self.progress.update(self.study, running=len(self.executor.running))
+        if self.failed_in_a_row >= 3 * workers + 5:
+            raise RuntimeError(f"the last {self.failed_in_a_row} trials failed; see fail_reason in trials.csv")
+
+    def _ask_and_submit(self) -> None:
+        assert self.executor is not None
+        trial = self.study.ask()
+        trial.set_user_attr("driver", {"host": socket.gethostname(), "pid": os.getpid()})
+        recipe = suggest_recipe(
+            trial, self.space, self.info.layers, self.config.target.device, self.info.family, seed=self.config.seed
+        )
+        trial.set_user_attr("recipe_id", recipe.id)
+        trial.set_user_attr("recipe", recipe.to_dict())
+        self.trials[trial.number] = trial
+        measured = self._measured(recipe.id)
+        repeated = measured is not None or recipe.id == self.baseline["recipe_id"]
+        self.duplicates_in_a_row = self.duplicates_in_a_row + 1 if repeated else 0
+        if recipe.id == self.baseline["recipe_id"]:
+            self._tell_baseline(trial)
+        elif measured is not None:
+            self._tell_duplicate(trial, measured)
+        elif recipe.id in self.waiting:
+            self.waiting[recipe.id].append(trial.number)
+        else:
+            self.waiting[recipe.id] = []
+            self.executor.submit(self.job(trial.number, recipe))
+        self.progress.update(self.study, running=len(self.executor.running))
+
+    def _measured(self, recipe_id: str) -> optuna.trial.FrozenTrial | None:
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("recipe_id") == recipe_id and "duplicate_of" not in t.user_attrs:
+                return t
+        return None
+
+    def _tell(self, finished: Finished) -> None:
+        number = finished.job.number
+        trial = self.trials.pop(number)
+        recipe_id = Recipe.from_dict(finished.job.recipe).id
+        waiters = self.waiting.pop(recipe_id, [])
+        if finished.outcome is None:
+            self.failed_in_a_row += 1
+            self._tell_failed(number, finished.reason or "failed", detail=finished.detail)
+            for waiter in waiters:
+                self._tell_failed(waiter, f"same recipe as trial {number}, which failed: {finished.reason}")
+            return
+        self.failed_in_a_row = 0
+        for key, value in _attrs(Recipe.from_dict(finished.job.recipe), finished).items():
+            trial.set_user_attr(key, value)
+        if self.config.max_bleu_drop is not None:
+            trial.set_constraint(CONSTRAINT, self.bleu_drop(finished.outcome.values))
+        self.study.tell(trial, self.values(finished.outcome.values))
+        self.progress.log(f"trial {number}: " + _describe(finished.outcome.values))
+        measured = self.study.trials[number]
+        for waiter in waiters:
+            self._tell_duplicate(self.trials.pop(waiter), measured)
+
+    def _tell_duplicate(self, trial: optuna.Trial, measured: optuna.trial.FrozenTrial) -> None:
+        """A recipe already measured is not recomputed: the trial takes that trial's values and lineage."""
+        for key, value in measured.user_attrs.items():
+            if key not in ("driver", "duplicate_of"):
+                trial.set_user_attr(key, value)
+        trial.set_user_attr("duplicate_of", measured.number)
+        for key, value in measured.constraints.items():
+            trial.set_constraint(key, value)
+        self.study.tell(trial, measured.values)
+        self.trials.pop(trial.number, None)
+
+    def _tell_baseline(self, trial: optuna.Trial) -> None:
+        """The teacher's own recipe: measured at the start, so the trial takes the baseline's values."""
+        for key, value in self.baseline.items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr("duplicate_of", "baseline")
+        if self.config.max_bleu_drop is not None:
+            trial.set_constraint(CONSTRAINT, self.bleu_drop(self.baseline["values"]))
+        self.study.tell(trial, self.values(self.baseline["values"]))
+        self.trials.pop(trial.number, None)
+
+    def _tell_failed(self, number: int, reason: str, detail: str | None = None, requeue: bool = False) -> None:
+        trial = self.trials.pop(number, None) or optuna.trial.Trial(self.study, self.study.trials[number]._trial_id)
+        trial.set_user_attr("fail_reason", reason)
+        if detail:
+            trial.set_user_attr("traceback", detail[-4000:])
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.progress.log(f"trial {number} failed: {reason}")
+        if requeue:
+            self.study.enqueue_trial(self.study.trials[number].params, user_attrs={"rerun_of": number})
+
+    def values(self, measured: dict[str, float]) -> list[float]:
+        return [measured[OBJECTIVES[name].key] for name in self.config.objectives]
+
+    def bleu_drop(self, measured: dict[str, float]) -> float:
+        """Optuna's convention, ≤ 0 is feasible: BLEU may drop at most max_bleu_drop below the teacher's."""
+        assert self.config.max_bleu_drop is not None
+        return round(self.baseline["values"]["bleu"] - self.config.max_bleu_drop - measured["bleu"], 4)
+
+
+def _attrs(recipe: Recipe, finished: Finished) -> dict[str, Any]:
+    outcome = finished.outcome
+    assert outcome is not None
+    return {
+        "recipe_id": recipe.id,
+        "recipe": recipe.to_dict(),
+        "values": outcome.values,
+        "signatures": {name: m["signature"] for name, m in outcome.measurements.items()},
+        "artifact": outcome.artifact,
+        "phases": outcome.phases,
+        "metrics": json.loads(json.dumps(outcome.metrics, default=str)),
+        "worker": outcome.worker,
+    }
+
+
+def _describe(values: dict[str, float]) -> str:
+    return (
+        f"BLEU {values['bleu']:.2f}, chrF {values['chrf']:.2f}, p50 {values['latency_p50_ms']:.2f} ms, "
+        f"peak RSS {values['peak_rss_mb']:.0f} MiB, size {values['size_mb']:.1f} MiB"
+    )
+
+
+def resolve_out(config: SearchConfig) -> Path:
+    out = config.out.resolve()
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out} is a file: give a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -1,0 +1,121 @@
+"""Trials as Ray tasks: a local Ray by default, or a running cluster (--address). The driver submits and collects;
+ask/tell stays in the driver. Ray retries a task once when its worker process dies (crash, out of memory)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from autocompress.engine.worker import FAULTS_ENV, TrialJob, TrialOutcome, run_trial
+from autocompress.errors import UserInputError
+
+PASSED_ENV = ("OMP_WAIT_POLICY", FAULTS_ENV, "AUTOCOMPRESS_CACHE", "AUTOCOMPRESS_LOCK_DIR")
+
+
+@dataclass
+class Running:
+    job: TrialJob
+    ref: Any
+    submitted: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Finished:
+    job: TrialJob
+    outcome: TrialOutcome | None
+    reason: str | None = None  # why it failed
+    detail: str | None = None  # the worker's traceback, when it raised
+
+
+def check_address(address: str) -> None:
+    """Fail fast, with the fix, when --address names no reachable Ray cluster (ray.init would wait a long time)."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except (OSError, ValueError):
+        raise UserInputError(
+            f"no Ray cluster answers at {address}: start one with `ray start --head` and pass its address "
+            "(host:6379), or leave out --address for a local Ray"
+        ) from None
+
+
+class RayExecutor:
+    def __init__(self, address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:
+        import ray
+
+        self.ray = ray
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        if address:
+            check_address(address)
+            ray.init(address=address, runtime_env={"env_vars": env}, logging_level="ERROR", log_to_driver=False)
+        else:
+            # Local workers inherit this environment (OMP_WAIT_POLICY=PASSIVE included).
+            ray.init(
+                num_cpus=os.cpu_count(),
+                include_dashboard=False,
+                logging_level="ERROR",
+                log_to_driver=False,
+                configure_logging=True,
+            )
+        self.task = ray.remote(run_trial)
+        self.resources = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
+        self.running: dict[Any, Running] = {}
+
+    def submit(self, job: TrialJob) -> None:
+        options = {"name": f"trial-{job.number}", "max_retries": 1, "retry_exceptions": False, **self.resources}
+        ref = self.task.options(**options).remote(job)
+        self.running[ref] = Running(job, ref)
+
+    def collect(self, wait_s: float, trial_timeout: float | None) -> list[Finished]:
+        """Trials that ended (or ran past the timeout, then cancelled) within wait_s seconds."""
+        ray, finished = self.ray, []
+        if self.running:
+            done, _ = ray.wait(list(self.running), num_returns=1, timeout=wait_s)
+            done += [ref for ref in ray.wait(list(self.running), num_returns=len(self.running), timeout=0)[0]]
+            for ref in dict.fromkeys(done):
+                entry = self.running.pop(ref)
+                finished.append(self._result(entry))
+        else:
+            time.sleep(wait_s)
+        if trial_timeout:
+            for ref, entry in list(self.running.items()):
+                if time.monotonic() - entry.submitted > trial_timeout:
+                    ray.cancel(ref, force=True)
+                    del self.running[ref]
+                    finished.append(Finished(entry.job, None, f"exceeded --trial-timeout {trial_timeout:g} s"))
+        return finished
+
+    def _result(self, entry: Running) -> Finished:
+        from ray import exceptions
+
+        try:
+            return Finished(entry.job, self.ray.get(entry.ref))
+        except exceptions.RayTaskError as err:
+            cause = err.cause if err.cause is not None else err
+            detail = str(err).strip().splitlines()
+            return Finished(entry.job, None, f"{type(cause).__name__}: {_first_line(cause)}", "\n".join(detail[-30:]))
+        except exceptions.OutOfMemoryError as err:
+            return Finished(entry.job, None, f"out of memory (killed by Ray, retried once): {_first_line(err)}")
+        except (exceptions.WorkerCrashedError, exceptions.RayError) as err:
+            return Finished(entry.job, None, f"worker died twice (retried once): {type(err).__name__}")
+
+    def cancel_all(self, reason: str) -> list[Finished]:
+        stopped = []
+        for ref, entry in list(self.running.items()):
+            self.ray.cancel(ref, force=True)
+            stopped.append(Finished(entry.job, None, reason))
+        self.running.clear()
+        return stopped
+
+    def shutdown(self) -> None:
+        self.ray.shutdown()
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(err).__name__

@@ -1,0 +1,168 @@
+"""One trial from start to end, in whichever process runs it: recipe → student → artifact → measurements.
+
+The flow is one way: the driver sends a TrialJob (plain data), the worker returns a TrialOutcome (plain data) or
+raises; it never touches the study. A process keeps its loaded teachers between trials (Ray reuses workers), and
+students and fp32 exports are cached in the study directory, so the precisions of one student share its training.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FAULTS_ENV = "AUTOCOMPRESS_FAULTS"  # fault injection for tests of the driver, e.g. "2:raise,3:exit-once,4:hang"
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    number: int
+    recipe: dict[str, Any]
+    model: str
+    train: str  # corpus specs (autocompress.data.load_corpus)
+    dev: str
+    dev_sentences: int | None
+    target: dict[str, Any]
+    study_dir: str
+    threads: int  # torch threads for training and BLEU decoding
+    train_device: str = "cpu"
+
+
+@dataclass
+class TrialOutcome:
+    values: dict[str, float]
+    measurements: dict[str, dict[str, Any]]
+    artifact: str
+    phases: dict[str, float]
+    metrics: dict[str, Any]
+    worker: dict[str, Any] = field(default_factory=dict)
+
+
+_LOADED: dict[tuple[str, ...], Any] = {}
+
+
+def _context(job: TrialJob) -> tuple[Any, Any]:
+    """(pass context holding the teacher, dev corpus), kept for the life of the worker process."""
+    key = (job.model, job.train, job.dev, str(job.dev_sentences), job.train_device)
+    if key not in _LOADED:
+        from autocompress.cache import ArtifactCache
+        from autocompress.data import load_corpus
+        from autocompress.models import load_model
+        from autocompress.passes.context import PassContext
+
+        loaded = load_model(job.model)
+        ctx = PassContext(loaded.model, loaded.tokenizer, load_corpus(job.train), ArtifactCache(), job.train_device)
+        _LOADED[key] = (ctx, load_corpus(job.dev).head(job.dev_sentences))
+    return _LOADED[key]
+
+
+@contextmanager
+def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = round(phases.get(name, 0.0) + time.perf_counter() - started, 3)
+
+
+def run_trial(job: TrialJob) -> TrialOutcome:
+    import json
+
+    import torch
+
+    from autocompress.artifact import build_artifact, precision_of
+    from autocompress.cache import ArtifactCache
+    from autocompress.evaluate.latency import measure_latency
+    from autocompress.evaluate.measure_lock import background_work
+    from autocompress.evaluate.memory import measure_memory
+    from autocompress.evaluate.quality import artifact_quality
+    from autocompress.evaluate.size import artifact_size
+    from autocompress.export.onnx import export_onnx
+    from autocompress.passes.precision import check_target
+    from autocompress.recipe import Recipe
+    from autocompress.runtime import open_artifact
+    from autocompress.student import build_student, load_student, save_student
+    from autocompress.target import TargetSpec
+
+    phases: dict[str, float] = {}
+    started = time.time()
+    _inject_fault(job)
+    torch.set_num_threads(job.threads)
+    recipe, target = Recipe.from_dict(job.recipe), TargetSpec.from_dict(job.target)
+    precision = precision_of(recipe)
+    check_target(precision, target.device)
+    with _phase(phases, "load"):
+        ctx, dev = _context(job)
+    study_cache = ArtifactCache(Path(job.study_dir) / "cache")
+    training = Recipe(tuple(p for p in recipe.passes if p.name != "precision"), recipe.seed)
+    key = {**ctx.teacher_key, "student": training.id}
+    ctx.metrics = {}
+
+    def train(directory: Path) -> None:
+        save_student(build_student(training, ctx), ctx.tokenizer, directory / "student", training)
+        (directory / "build.json").write_text(json.dumps(ctx.metrics, default=str))
+
+    with _phase(phases, "student"):
+        entry = study_cache.get_or_build("students", key, train)
+        student = load_student(entry.path / "student")
+    metrics = {"student": json.loads((entry.path / "build.json").read_text()), "student_cached": entry.hit}
+    artifact = Path(job.study_dir) / "artifacts" / recipe.id
+    with _phase(phases, "export"):
+        fp32 = None
+        if precision["runtime"] == "onnxruntime":
+
+            def export(directory: Path) -> None:
+                with background_work():
+                    export_onnx(student, ctx.tokenizer, directory / "onnx")
+
+            fp32 = study_cache.get_or_build("onnx-fp32", key, export).path / "onnx"
+        build_artifact(student, ctx.tokenizer, recipe, artifact, fp32, dev, metrics)
+    measured: dict[str, Any] = {}
+    with _phase(phases, "bleu"), background_work():
+        measured |= artifact_quality(open_artifact(artifact, threads=job.threads), dev, target)
+    with _phase(phases, "latency"):
+        measured |= measure_latency(artifact, list(dev.sources), target)
+    with _phase(phases, "memory"):
+        measured |= measure_memory(artifact, list(dev.sources), target)
+    measured |= artifact_size(artifact)
+    spec_file = artifact / "artifact.json"
+    spec = json.loads(spec_file.read_text())
+    spec["measurements"] = {name: m.to_dict() for name, m in measured.items()}
+    spec_file.write_text(json.dumps(spec, indent=2))
+    phases["total"] = round(time.time() - started, 3)
+    return TrialOutcome(
+        values={name: m.value for name, m in measured.items()},
+        measurements={name: m.to_dict() for name, m in measured.items()},
+        artifact=str(artifact),
+        phases=phases,
+        metrics=metrics,
+        worker={"host": socket.gethostname(), "pid": os.getpid(), "started": started, "ended": time.time()},
+    )
+
+
+def _inject_fault(job: TrialJob) -> None:
+    """Faults for testing the driver's handling: raise, die (once, or every time), or hang."""
+    for item in filter(None, os.environ.get(FAULTS_ENV, "").split(",")):
+        number, mode = item.split(":")
+        if int(number) != job.number:
+            continue
+        if mode == "raise":
+            raise RuntimeError(f"injected failure in trial {job.number}")
+        if mode == "exit" or (mode == "exit-once" and not _mark(job, "exit-once")):
+            os._exit(17)
+        if mode == "hang":
+            time.sleep(3600)
+
+
+def _mark(job: TrialJob, name: str) -> bool:
+    """Whether the marker existed; it does afterwards."""
+    marker = Path(job.study_dir) / "faults" / f"{job.number}-{name}"
+    existed = marker.exists()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return existed

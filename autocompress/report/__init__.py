@@ -1,0 +1,1 @@
+"""What a study leaves: tables (trials, Pareto front), plots, report.html, the selected model exported."""

@@ -1,0 +1,111 @@
+"""Plots of a study, drawn with Optuna's matplotlib visualizations where they fit, written as PNG files.
+
+BLEU against latency with memory as colour and the teacher marked is drawn here: Optuna's Pareto plot has no third
+objective as colour and no reference point. Each plot that cannot be drawn yet (too few trials) is skipped, named.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # after use(): servers have no display
+import optuna
+from optuna.visualization import matplotlib as ovm
+
+from autocompress.engine.study import OBJECTIVES
+from autocompress.report.tables import feasible, measured_trials, pareto_trials
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    return list(study.user_attrs.get("settings", {}).get("objectives", [])) or ["bleu", "latency", "memory"]
+
+
+def reference_point(study: optuna.Study) -> list[float]:
+    """For the hypervolume: a little worse than the worst value seen of each objective (BLEU: 0)."""
+    names = objective_names(study)
+    trials = measured_trials(study)
+    point = []
+    for i, name in enumerate(names):
+        seen = [t.values[i] for t in trials]
+        if OBJECTIVES[name].direction == "maximize":
+            point.append(0.0 if name in ("bleu", "chrf") else min(seen) * 0.9)
+        else:
+            point.append(max(seen) * 1.1)
+    return point
+
+
+def bleu_latency(study: optuna.Study, path: Path, max_bleu_drop: float | None) -> None:
+    trials = measured_trials(study)
+    values = [t.user_attrs["values"] for t in trials]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    points = ax.scatter(
+        [v["latency_p50_ms"] for v in values],
+        [v["bleu"] for v in values],
+        c=[v["peak_rss_mb"] for v in values],
+        cmap="viridis",
+        edgecolors=["black" if feasible(t) else "none" for t in trials],
+        s=40,
+    )
+    fig.colorbar(points, ax=ax, label="peak RSS (MiB)")
+    front = sorted((t.user_attrs["values"] for t in pareto_trials(study)), key=lambda v: v["latency_p50_ms"])
+    if front:
+        ax.plot([v["latency_p50_ms"] for v in front], [v["bleu"] for v in front], "r--", lw=1, label="Pareto front")
+    baseline = study.user_attrs.get("baseline", {}).get("values")
+    if baseline:
+        ax.scatter([baseline["latency_p50_ms"]], [baseline["bleu"]], marker="*", s=250, c="red", label="teacher")
+        if max_bleu_drop is not None:
+            ax.axhline(baseline["bleu"] - max_bleu_drop, color="gray", lw=0.8, ls=":", label="max BLEU drop")
+    ax.set_xlabel("p50 latency at batch 1 (ms)")
+    ax.set_ylabel("BLEU (dev)")
+    ax.set_title("BLEU against latency (black edge: meets the constraints)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_plots(study: optuna.Study, out: Path, max_bleu_drop: float | None) -> dict[str, str]:
+    """name → file written, or → the reason it was skipped."""
+    names = objective_names(study)
+    labels = [OBJECTIVES[n].label for n in names]
+    drawn: dict[str, str] = {}
+
+    def optuna_plot(draw: Callable[[], object]) -> Callable[[Path], None]:
+        def save(path: Path) -> None:
+            result = draw()
+            figure = result.figure if hasattr(result, "figure") else result[0].figure  # type: ignore[index]
+            figure.set_size_inches(8, 5.5)
+            figure.tight_layout()
+            figure.savefig(path, dpi=110)
+            plt.close(figure)
+
+        return save
+
+    plots: dict[str, Callable[[Path], None]] = {
+        "pareto_bleu_latency": lambda p: bleu_latency(study, p, max_bleu_drop),
+        "pareto_3d": optuna_plot(lambda: ovm.plot_pareto_front(study, target_names=labels)),
+        "hypervolume": optuna_plot(lambda: ovm.plot_hypervolume_history(study, reference_point=reference_point(study))),
+        "timeline": optuna_plot(lambda: ovm.plot_timeline(study)),
+    }
+    for i, name in enumerate(names[:2]):
+        plots[f"importance_{name}"] = optuna_plot(
+            lambda i=i, label=labels[i]: ovm.plot_param_importances(
+                study, target=lambda t: t.values[i], target_name=label
+            )
+        )
+    for name, save in plots.items():
+        path = out / f"{name}.png"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                save(path)
+            drawn[name] = path.name
+        except (ValueError, RuntimeError, ZeroDivisionError, IndexError) as err:
+            drawn[name] = f"not drawn: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            plt.close("all")
+    return drawn

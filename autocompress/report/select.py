@@ -1,0 +1,49 @@
+"""Which model to export: a rule applied to the trials that meet the constraints."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial
+
+from autocompress.report.tables import feasible, measured_trials
+
+RULES = ("fastest", "smallest", "knee", "best-bleu")
+
+
+def select(study: optuna.Study, rule: str) -> FrozenTrial | None:
+    """The chosen trial among those meeting the constraints, or None when none does."""
+    candidates = [t for t in measured_trials(study) if feasible(t)]
+    if not candidates:
+        return None
+    values = {t.number: t.user_attrs["values"] for t in candidates}
+    if rule == "fastest":
+        return min(candidates, key=lambda t: (values[t.number]["latency_p50_ms"], -values[t.number]["bleu"]))
+    if rule == "smallest":
+        return min(candidates, key=lambda t: (values[t.number]["size_mb"], -values[t.number]["bleu"]))
+    if rule == "best-bleu":
+        return max(candidates, key=lambda t: (values[t.number]["bleu"], -values[t.number]["latency_p50_ms"]))
+    return knee(candidates)
+
+
+def knee(candidates: list[FrozenTrial]) -> FrozenTrial:
+    """On the BLEU/latency front of the candidates, the point farthest from the line joining its two ends
+    (both axes scaled to [0, 1]): where giving up more BLEU stops buying much speed."""
+    points = sorted(
+        ((t.user_attrs["values"]["latency_p50_ms"], t.user_attrs["values"]["bleu"], t) for t in candidates),
+        key=lambda p: (p[0], -p[1]),
+    )
+    front, best_bleu = [], -np.inf
+    for latency, bleu, trial in points:
+        if bleu > best_bleu:
+            front.append((latency, bleu, trial))
+            best_bleu = bleu
+    if len(front) < 3:
+        return front[0][2]
+    xy = np.array([(x, y) for x, y, _ in front], dtype=float)
+    xy = (xy - xy.min(axis=0)) / np.maximum(xy.max(axis=0) - xy.min(axis=0), 1e-12)
+    start, end = xy[0], xy[-1]
+    direction = (end - start) / np.linalg.norm(end - start)
+    offsets = xy - start
+    distance = np.abs(offsets[:, 0] * direction[1] - offsets[:, 1] * direction[0])
+    return front[int(distance.argmax())][2]

@@ -1,0 +1,261 @@
+"""Search spaces: search_spaces/*.yaml → Optuna's native distributions, suggested define-by-run → a Recipe.
+
+A space names, per pass, which parameters are searched and over what; anything not named keeps the pass's default.
+
+    passes:
+      layers:
+        encoder_layers: {int: [1, teacher]}      # 'teacher': the teacher's own count
+      heads:
+        fraction: {float: [0.0, 0.5], step: 0.25}
+      distill:
+        method: {choice: [word, finetune]}
+        temperature: {float: [1.0, 4.0], log: true}
+        steps: 200                                # a plain value is fixed, not searched
+      precision:
+        runtime: {choice: [onnxruntime, ctranslate2]}
+        block_size: {ordered: [32, 64, 128]}     # order kept: sampled as an index
+
+Each value is checked against the pass's declared range when the file is loaded. Conditional structure is sampled
+define-by-run: a parameter a pass declares relevant only for some sibling value (`Param.when`) is suggested only then;
+the precision's dtype is suggested per runtime among the dtypes that runtime runs on the target; a student that is
+structurally the teacher is not distilled; CTranslate2 students lose the same number of heads in every layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autocompress.errors import UserInputError
+from autocompress.passes import PASSES, STAGE_ORDER
+from autocompress.passes.base import Param
+from autocompress.passes.precision import valid_dtypes
+from autocompress.recipe import Recipe
+
+if TYPE_CHECKING:
+    import optuna
+
+SPACES_DIR = Path(__file__).resolve().parent / "search_spaces"
+KINDS = ("int", "float", "choice", "ordered")
+TEACHER = "teacher"  # an int bound that stands for the teacher's count (layers)
+STRUCTURAL = ("layers", "heads", "ffn", "sparsity")  # passes that make the student differ from the teacher
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched parameter, or a fixed one (kind 'fixed', value in `values[0]`)."""
+
+    pass_name: str
+    param: str
+    kind: str
+    values: tuple[Any, ...]  # (low, high) for int/float, the options for choice/ordered, (value,) for fixed
+    step: float | None = None
+    log: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.pass_name}.{self.param}"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    dimensions: tuple[Dimension, ...]
+    target: dict[str, Any]  # TargetSpec settings the space asks for (the command line overrides them)
+    evaluation: dict[str, Any]
+
+    def dimension(self, pass_name: str, param: str) -> Dimension | None:
+        return next((d for d in self.dimensions if d.pass_name == pass_name and d.param == param), None)
+
+    def searched(self) -> list[str]:
+        return [d.name for d in self.dimensions if d.kind != "fixed"]
+
+
+def resolve_space(spec: str | Path) -> Path:
+    """A path, or the name of a shipped space (cpu, cuda, quick)."""
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    shipped = SPACES_DIR / f"{spec}.yaml"
+    if not shipped.exists():
+        names = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
+        raise UserInputError(f"search space {spec!r} is neither a YAML file nor a shipped space: use one of {names}")
+    return shipped
+
+
+def load_space(spec: str | Path) -> SearchSpace:
+    import yaml
+
+    path = resolve_space(spec)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserInputError(f"search space file {path} does not exist: check the path") from None
+    except yaml.YAMLError as err:
+        raise UserInputError(f"search space {path} is not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("passes"), dict):
+        raise UserInputError(f"search space {path} needs a 'passes:' mapping of pass name to parameters")
+    unknown = sorted(set(data) - {"passes", "target", "evaluation", "description"})
+    if unknown:
+        raise UserInputError(
+            f"search space {path}: unknown section {unknown[0]!r} (sections: passes, target, evaluation)"
+        )
+    dims = []
+    for pass_name, params in data["passes"].items():
+        if pass_name not in PASSES:
+            raise UserInputError(f"search space {path}: unknown pass {pass_name!r}; passes are {', '.join(PASSES)}")
+        declared = {p.name: p for p in PASSES[pass_name].PARAMS}
+        for param, value in (params or {}).items():
+            if param not in declared:
+                known = ", ".join(declared)
+                raise UserInputError(f"search space {path}: pass {pass_name!r} has no parameter {param!r} ({known})")
+            dims.append(_dimension(path, pass_name, declared[param], value))
+    return SearchSpace(path.stem, tuple(dims), dict(data.get("target") or {}), dict(data.get("evaluation") or {}))
+
+
+def _dimension(path: Path, pass_name: str, param: Param, value: Any) -> Dimension:
+    where = f"search space {path}: {pass_name}.{param.name}"
+    if not isinstance(value, dict):
+        _check(where, param, value)
+        return Dimension(pass_name, param.name, "fixed", (value,))
+    kinds = [k for k in KINDS if k in value]
+    extra = sorted(set(value) - set(KINDS) - {"step", "log"})
+    if len(kinds) != 1 or extra:
+        raise UserInputError(f"{where} must be a value or one of {{int|float: [low, high]}}, {{choice|ordered: [...]}}")
+    kind, options = kinds[0], value[kinds[0]]
+    if not isinstance(options, list) or not options:
+        raise UserInputError(f"{where}: {kind} needs a non-empty list")
+    if kind in ("int", "float"):
+        if len(options) != 2:
+            raise UserInputError(f"{where}: {kind} needs [low, high]")
+        if param.kind != kind:
+            raise UserInputError(f"{where} is a {param.kind} parameter, not {kind}")
+        low, high = options
+        for bound in (low, high):
+            if bound != TEACHER:
+                _check(where, param, bound)
+        if TEACHER not in (low, high) and low > high:
+            raise UserInputError(f"{where}: low {low} is above high {high}")
+        step, log = value.get("step"), bool(value.get("log", False))
+        if log and (step is not None or (low != TEACHER and low <= 0)):
+            raise UserInputError(f"{where}: a log scale needs a positive low bound and no step")
+        return Dimension(pass_name, param.name, kind, (low, high), step, log)
+    for option in options:
+        _check(where, param, option)
+    if len(set(map(repr, options))) != len(options):
+        raise UserInputError(f"{where}: {kind} lists a value twice")
+    return Dimension(pass_name, param.name, kind, tuple(options))
+
+
+def _check(where: str, param: Param, value: Any) -> None:
+    try:
+        param.validate("", value)
+    except UserInputError:
+        raise UserInputError(f"{where} = {value!r} is outside what the pass accepts ({param.allowed()})") from None
+
+
+def suggest_recipe(
+    trial: optuna.Trial, space: SearchSpace, teacher_layers: dict[str, int], device: str, family: str, seed: int = 0
+) -> Recipe:
+    """Define-by-run: ask the trial for each dimension that matters given the choices made before it."""
+    chosen: dict[str, dict[str, Any]] = {name: {} for name in PASSES}
+
+    def ask(pass_name: str, param: str, options: tuple[Any, ...] | None = None) -> Any:
+        dim = space.dimension(pass_name, param)
+        if dim is None:
+            return None
+        value = _suggest(trial, dim, teacher_layers, options)
+        chosen[pass_name][param] = value
+        return value
+
+    runtimes = ("onnxruntime",) if family != "marian" else ("onnxruntime", "ctranslate2")
+    runtime = ask("precision", "runtime", _allowed(space, "precision", "runtime", runtimes)) or "onnxruntime"
+    for pass_name in ("layers", "heads", "ffn", "sparsity"):
+        _ask_pass(pass_name, chosen, ask)
+    if runtime == "ctranslate2" and "heads" in chosen:
+        chosen["heads"]["allocation"] = "uniform"  # CTranslate2 takes one head count per stack
+    for param in ("encoder_layers", "decoder_layers"):
+        if chosen["layers"].get(param) == teacher_layers[param.split("_")[0]]:
+            chosen["layers"][param] = None  # all kept: the same recipe as not naming it
+    structural = any(_changes(name, chosen[name]) for name in STRUCTURAL)
+    if structural:
+        _ask_pass("distill", chosen, ask)
+    else:
+        chosen["distill"] = {}
+    dtypes = tuple(valid_dtypes(runtime, device))
+    dim = space.dimension("precision", "dtype")
+    if dim is not None:
+        options = _allowed(space, "precision", "dtype", dtypes)
+        chosen["precision"]["dtype"] = _suggest(trial, dim, teacher_layers, options, suffix=runtime)
+    chosen["precision"]["runtime"] = runtime
+    _ask_pass("precision", chosen, ask, skip=("runtime", "dtype"))
+    passes = []
+    for name in sorted(PASSES, key=lambda n: STAGE_ORDER.index(PASSES[n].STAGE)):
+        params = {k: v for k, v in chosen[name].items() if v is not None}
+        if name == "precision" or (name == "distill" and structural) or _changes(name, params):
+            passes.append((name, params))
+    return Recipe.make(passes, seed=seed)
+
+
+def _ask_pass(pass_name: str, chosen: dict[str, dict[str, Any]], ask: Any, skip: tuple[str, ...] = ()) -> None:
+    for param in PASSES[pass_name].PARAMS:
+        if param.name in skip:
+            continue
+        defaults = {p.name: p.default for p in PASSES[pass_name].PARAMS}
+        if param.relevant(defaults | chosen[pass_name]):
+            ask(pass_name, param.name)
+
+
+def _changes(pass_name: str, params: dict[str, Any]) -> bool:
+    """Whether a pass configured so does anything to the model (no-op passes are left out of the recipe)."""
+    if pass_name == "layers":
+        return params.get("encoder_layers") is not None or params.get("decoder_layers") is not None
+    if pass_name == "heads":
+        return bool(params.get("fraction")) or any(params.get(k) for k in ("encoder_self", "decoder_self", "cross"))
+    if pass_name == "ffn":
+        return params.get("keep", 1.0) < 1.0
+    if pass_name == "sparsity":
+        return bool(params.get("target"))
+    return bool(params)
+
+
+def _allowed(space: SearchSpace, pass_name: str, param: str, possible: tuple[Any, ...]) -> tuple[Any, ...]:
+    dim = space.dimension(pass_name, param)
+    listed = dim.values if dim is not None and dim.kind in ("choice", "ordered", "fixed") else possible
+    allowed = tuple(v for v in listed if v in possible)
+    if not allowed:
+        raise UserInputError(
+            f"search space {space.name}: {pass_name}.{param} allows {list(listed)}, none of which this model and "
+            f"target can run ({', '.join(map(str, possible))}): add one of those"
+        )
+    return allowed
+
+
+def _suggest(
+    trial: optuna.Trial,
+    dim: Dimension,
+    teacher_layers: dict[str, int],
+    options: tuple[Any, ...] | None = None,
+    suffix: str = "",
+) -> Any:
+    name = f"{dim.name}.{suffix}" if suffix else dim.name
+    values = options if options is not None and dim.kind in ("choice", "ordered", "fixed") else dim.values
+    if dim.kind == "fixed":
+        return values[0]
+    if dim.kind == "choice":
+        return trial.suggest_categorical(name, list(values))
+    if dim.kind == "ordered":
+        return values[trial.suggest_int(name, 0, len(values) - 1)]
+    low, high = (_bound(dim, b, teacher_layers) for b in dim.values)
+    if dim.kind == "int":
+        return trial.suggest_int(name, int(low), int(high), step=int(dim.step or 1), log=dim.log)
+    return trial.suggest_float(name, float(low), float(high), step=dim.step, log=dim.log)
+
+
+def _bound(dim: Dimension, bound: Any, teacher_layers: dict[str, int]) -> Any:
+    """Layer counts are capped at the teacher's ('teacher' is its count)."""
+    stack = dim.param.removesuffix("_layers")
+    if stack not in teacher_layers:
+        return bound
+    return teacher_layers[stack] if bound == TEACHER else min(bound, teacher_layers[stack])

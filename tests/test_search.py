@@ -1,0 +1,261 @@
+"""The search engine end to end on a tiny Marian: real Optuna storage, real Ray, real exports and measurements.
+
+Faults are injected into chosen trials (AUTOCOMPRESS_FAULTS): the driver's handling of them is what is tested.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from autocompress.data import load_demo
+
+SPACE = """
+target: {{device: cpu, threads: 1, batch_sizes: [1, 4], max_length: 10, latency_sentences: 4, warmup: 1, repeats: 2}}
+evaluation: {{dev_sentences: 12}}
+passes:
+  precision:
+    runtime: {runtime}
+    dtype: {dtype}
+  layers:
+    decoder_layers: {layers}
+  distill:
+    method: finetune
+    steps: 3
+    max_tokens: 200
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("search")
+    for name, corpus in (("train", load_demo("train").head(300)), ("dev", load_demo("dev").head(24))):
+        rows = (f"{s}\t{r}" for s, r in zip(corpus.sources, corpus.references, strict=True))
+        (work / f"{name}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    spaces = {
+        "wide": SPACE.format(
+            runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers="{int: [1, 2]}"
+        ),
+        "two": SPACE.format(runtime="onnxruntime", dtype="{choice: [fp32, int8]}", layers=1),
+        "four": SPACE.format(
+            runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers=1
+        ),
+    }
+    for name, text in spaces.items():
+        (work / f"{name}.yaml").write_text(text)
+    return {"model": str(tiny_models["marian"]), "work": work}
+
+
+def _options(setup: dict[str, Any], out: Path, space: str = "wide", **extra: Any) -> dict[str, Any]:
+    work = setup["work"]
+    return {
+        "space": str(work / f"{space}.yaml"),
+        "train": str(work / "train.tsv"),
+        "dev": str(work / "dev.tsv"),
+        "out": out,
+        "quiet": True,
+        **extra,
+    }
+
+
+def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "autocompress", *args], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def _cli_args(setup: dict[str, Any], out: Path, *extra: str, space: str = "wide") -> list[str]:
+    work = setup["work"]
+    return [
+        "search",
+        "--model",
+        setup["model"],
+        "--space",
+        str(work / f"{space}.yaml"),
+        "--train",
+        str(work / "train.tsv"),
+        "--dev",
+        str(work / "dev.tsv"),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_search_with_two_workers_leaves_every_output(setup: dict[str, Any], tmp_path: Path) -> None:
+    import autocompress
+
+    result = autocompress.search(setup["model"], "4", workers=2, seed=1, **_options(setup, tmp_path / "s"))
+    out = tmp_path / "s"
+    assert result.exit_code == 0 and result.exported == out / "best"
+    for name in (
+        "trials.csv",
+        "pareto.csv",
+        "pareto.json",
+        "report.html",
+        "pareto_bleu_latency.png",
+        "pareto_3d.png",
+        "hypervolume.png",
+        "timeline.png",
+        "study.db",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    assert {"recipe.json", "metrics.json", "README.md", "artifact.json"} <= {p.name for p in (out / "best").iterdir()}
+    assert result.study.user_attrs["baseline"]["values"]["latency_p50_ms"] > 0
+    html = (out / "report.html").read_text()
+    assert html.count("<img") >= 4 and "data:image/png;base64," in html
+    measured = [t for t in result.study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
+    assert len(measured) == 4
+    for trial in measured:
+        assert trial.user_attrs["signatures"]["bleu"].startswith("nrefs:1|")
+        assert Path(trial.user_attrs["artifact"]).is_dir()
+        assert {"student", "export", "bleu", "latency", "memory"} <= set(trial.user_attrs["phases"])
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in measured)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), "two workers never overlapped"
+
+
+def test_failures_are_recorded_and_the_budget_is_still_met(setup: dict[str, Any], tmp_path: Path) -> None:
+    import autocompress
+
+    os.environ["AUTOCOMPRESS_FAULTS"] = "0:raise,1:exit-once,2:hang"
+    try:
+        result = autocompress.search(
+            setup["model"], "3", trial_timeout=40, max_bleu_drop=None, **_options(setup, tmp_path / "f", "four")
+        )
+    finally:
+        del os.environ["AUTOCOMPRESS_FAULTS"]
+    trials = result.study.trials
+    print([(t.number, t.state.name, t.user_attrs.get("fail_reason"), t.user_attrs.get("recipe_id")) for t in trials])
+    assert trials[0].state.name == "FAIL"
+    assert trials[0].user_attrs["fail_reason"] == "RuntimeError: injected failure in trial 0"
+    assert "injected failure" in trials[0].user_attrs["traceback"]
+    assert trials[1].state.name == "COMPLETE", "a worker that died once is retried"
+    assert (tmp_path / "f" / "faults" / "1-exit-once").exists()
+    assert trials[2].state.name == "FAIL"
+    assert trials[2].user_attrs["fail_reason"] == "exceeded --trial-timeout 40 s"
+    complete = [t for t in trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
+    assert len(complete) == 3
+    csv = (tmp_path / "f" / "trials.csv").read_text()
+    assert "injected failure in trial 0" in csv and "exceeded --trial-timeout" in csv
+
+
+def test_a_repeated_recipe_is_not_recomputed(setup: dict[str, Any], tmp_path: Path) -> None:
+    """The space holds two recipes: a budget of three measures two and then stops, the rest are duplicates."""
+    import autocompress
+
+    result = autocompress.search(setup["model"], "3", **_options(setup, tmp_path / "d", "two"))
+    measured = [t for t in result.study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
+    duplicates = [t for t in result.study.trials if "duplicate_of" in t.user_attrs]
+    assert len(measured) == 2 and duplicates
+    assert len({t.user_attrs["recipe_id"] for t in measured}) == 2
+    assert len(list((tmp_path / "d" / "artifacts").iterdir())) == 3  # two trials and the baseline
+    for dup in duplicates:
+        original = result.study.trials[dup.user_attrs["duplicate_of"]]
+        assert dup.values == original.values and dup.user_attrs["recipe_id"] == original.user_attrs["recipe_id"]
+
+
+def _states(db: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(db) as con:
+        return con.execute("select number, state from trials order by number").fetchall()
+
+
+def test_the_study_survives_sigkill_and_resumes(setup: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "k"
+    args = _cli_args(setup, out, "--budget", "4", "--seed", "3", "--json")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autocompress", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        states = _states(out / "study.db") if (out / "study.db").exists() else []
+        if any(s == "COMPLETE" for _, s in states) and any(s == "RUNNING" for _, s in states):
+            break
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"no trial completed with another running: {proc.stderr.read() if proc.stderr else ''}")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = optuna.load_study(study_name="k", storage=f"sqlite:///{out / 'study.db'}")
+    done_before = {t.number: (t.values, t.user_attrs["recipe_id"]) for t in before.trials if t.state.name == "COMPLETE"}
+    cut = [t.number for t in before.trials if t.state.name == "RUNNING"]
+    assert done_before and cut
+    time.sleep(2)
+
+    again = _cli(args)
+    assert again.returncode in (0, 3), again.stderr
+    summary = json.loads(again.stdout)
+    after = optuna.load_study(study_name="k", storage=f"sqlite:///{out / 'study.db'}")
+    for number, (values, recipe_id) in done_before.items():
+        trial = after.trials[number]
+        assert trial.state.name == "COMPLETE" and trial.values == values and trial.user_attrs["recipe_id"] == recipe_id
+    for number in cut:
+        assert after.trials[number].state.name == "FAIL"
+        assert "cut off" in after.trials[number].user_attrs["fail_reason"]
+        assert any(t.user_attrs.get("rerun_of") == number for t in after.trials), "a cut-off trial is run again"
+    measured = [t for t in after.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
+    assert len(measured) == 4 == summary["trials"]["measured"]
+    assert len({t.user_attrs["recipe_id"] for t in measured}) == 4, "a recipe was measured twice"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--budget", "0"], "budget '0' is not usable"),
+        (["--budget", "-3"], "budget '-3' is not understood"),
+        (["--budget", "soon"], "budget 'soon' is not understood"),
+        (["--address", "127.0.0.1:9"], "no Ray cluster answers at 127.0.0.1:9"),
+        (["--sampler", "grid"], "sampler 'grid' is unknown"),
+        (["--objectives", "latency,memory"], "need a quality measure"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(
+    setup: dict[str, Any], tmp_path: Path, extra: list[str], message: str
+) -> None:
+    done = _cli(_cli_args(setup, tmp_path / "bad", *extra))
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad" / "study.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ("passes: [unclosed\n", "is not valid YAML"),
+        ("passes:\n  precision:\n    dtype: {choice: [fp32, int3]}\n", "precision.dtype = 'int3' is outside"),
+        ("passes:\n  prune:\n    amount: 0.5\n", "unknown pass 'prune'"),
+        ("passes:\n  heads:\n    fraction: {float: [0.5, 0.1]}\n", "low 0.5 is above high 0.1"),
+    ],
+)
+def test_bad_space_gets_one_line_and_exit_2(setup: dict[str, Any], tmp_path: Path, space: str, message: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(space)
+    args = _cli_args(setup, tmp_path / "bad")
+    args[args.index("--space") + 1] = str(path)
+    done = _cli(args)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_an_output_directory_holding_another_study_is_refused_untouched(setup: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    optuna.create_study(study_name="someone-else", storage=f"sqlite:///{out / 'study.db'}")
+    before = (out / "study.db").read_bytes()
+    done = _cli([*_cli_args(setup, out), "--study", "mine"])
+    assert done.returncode == 2 and "holds another study (someone-else)" in done.stderr, done.stderr
+    assert (out / "study.db").read_bytes() == before
