@@ -2,6 +2,7 @@
 
 A space names, per pass, which parameters are searched and over what; anything not named keeps the pass's default.
 
+    student: {choice: [teacher, pruned]}         # teacher: only the precision applies (cheap trials)
     passes:
       layers:
         encoder_layers: {int: [1, teacher]}      # 'teacher': the teacher's own count
@@ -64,6 +65,7 @@ class SearchSpace:
     dimensions: tuple[Dimension, ...]
     target: dict[str, Any]  # TargetSpec settings the space asks for (the command line overrides them)
     evaluation: dict[str, Any]
+    students: tuple[str, ...] = ("pruned",)  # 'teacher': the trial keeps the teacher's weights (precision only)
 
     def dimension(self, pass_name: str, param: str) -> Dimension | None:
         return next((d for d in self.dimensions if d.pass_name == pass_name and d.param == param), None)
@@ -96,11 +98,15 @@ def load_space(spec: str | Path) -> SearchSpace:
         raise UserInputError(f"search space {path} is not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("passes"), dict):
         raise UserInputError(f"search space {path} needs a 'passes:' mapping of pass name to parameters")
-    unknown = sorted(set(data) - {"passes", "target", "evaluation", "description"})
+    unknown = sorted(set(data) - {"passes", "target", "evaluation", "description", "student"})
     if unknown:
         raise UserInputError(
-            f"search space {path}: unknown section {unknown[0]!r} (sections: passes, target, evaluation)"
+            f"search space {path}: unknown section {unknown[0]!r} (sections: student, passes, target, evaluation)"
         )
+    student = data.get("student", "pruned")
+    students = tuple(student["choice"]) if isinstance(student, dict) and "choice" in student else (student,)
+    if not students or not set(students) <= {"teacher", "pruned"}:
+        raise UserInputError(f"search space {path}: student must be teacher, pruned or {{choice: [teacher, pruned]}}")
     dims = []
     for pass_name, params in data["passes"].items():
         if pass_name not in PASSES:
@@ -111,7 +117,8 @@ def load_space(spec: str | Path) -> SearchSpace:
                 known = ", ".join(declared)
                 raise UserInputError(f"search space {path}: pass {pass_name!r} has no parameter {param!r} ({known})")
             dims.append(_dimension(path, pass_name, declared[param], value))
-    return SearchSpace(path.stem, tuple(dims), dict(data.get("target") or {}), dict(data.get("evaluation") or {}))
+    target, evaluation = dict(data.get("target") or {}), dict(data.get("evaluation") or {})
+    return SearchSpace(path.stem, tuple(dims), target, evaluation, students)
 
 
 def _dimension(path: Path, pass_name: str, param: Param, value: Any) -> Dimension:
@@ -171,7 +178,8 @@ def suggest_recipe(
 
     runtimes = ("onnxruntime",) if family != "marian" else ("onnxruntime", "ctranslate2")
     runtime = ask("precision", "runtime", _allowed(space, "precision", "runtime", runtimes)) or "onnxruntime"
-    for pass_name in ("layers", "heads", "ffn", "sparsity"):
+    student = space.students[0] if len(space.students) == 1 else trial.suggest_categorical("student", space.students)
+    for pass_name in ("layers", "heads", "ffn", "sparsity") if student == "pruned" else ():
         _ask_pass(pass_name, chosen, ask)
     if runtime == "ctranslate2" and "heads" in chosen:
         chosen["heads"]["allocation"] = "uniform"  # CTranslate2 takes one head count per stack

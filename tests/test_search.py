@@ -48,9 +48,7 @@ def setup(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
             runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers="{int: [1, 2]}"
         ),
         "two": SPACE.format(runtime="onnxruntime", dtype="{choice: [fp32, int8]}", layers=1),
-        "four": SPACE.format(
-            runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers=1
-        ),
+        "four": SPACE.format(runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers=1),
     }
     for name, text in spaces.items():
         (work / f"{name}.yaml").write_text(text)
@@ -259,3 +257,28 @@ def test_an_output_directory_holding_another_study_is_refused_untouched(setup: d
     done = _cli([*_cli_args(setup, out), "--study", "mine"])
     assert done.returncode == 2 and "holds another study (someone-else)" in done.stderr, done.stderr
     assert (out / "study.db").read_bytes() == before
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(setup: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autocompress", *_cli_args(setup, out, "--budget", "8", "--json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        states = _states(out / "study.db") if (out / "study.db").exists() else []
+        if any(s == "COMPLETE" for _, s in states) and any(s == "RUNNING" for _, s in states):
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 3), stderr
+    assert "Ctrl-C: stopping" in stderr and "Traceback" not in stderr
+    study = optuna.load_study(study_name="c", storage=f"sqlite:///{out / 'study.db'}")
+    reasons = [t.user_attrs.get("fail_reason", "") for t in study.trials if t.state.name == "FAIL"]
+    assert any(r.startswith("stopped by the user") for r in reasons)
+    assert json.loads(stdout)["trials"]["measured"] >= 1
+    assert (out / "report.html").exists() and (out / "trials.csv").exists()

@@ -158,6 +158,7 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
         f"({config.target.threads} thread(s))"
     )
     Driver(dataclasses.replace(config, out=out), space, info, study, progress).run()
+    progress.log("writing the tables, plots and report")
     return finish(study, out, config.select, config.max_bleu_drop)
 
 

@@ -54,6 +54,18 @@ def model_info(spec: str) -> ModelInfo:
     return ModelInfo(config.model_type, {"encoder": int(encoder), "decoder": int(decoder)})
 
 
+def stop_on_term() -> None:
+    """SIGTERM (a CI job cancelled, `kill`) stops the search as Ctrl-C does: finished trials kept, outputs written."""
+    import signal
+    import threading
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def check_space(space: SearchSpace, info: ModelInfo, device: str) -> None:
     """Draw recipes from the space before any work, so that an impossible space fails now, with its reason."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -81,6 +93,7 @@ class Driver:
         if recovered:
             self.progress.log(f"resuming: trials {recovered} were cut off; they are marked FAIL and run again")
         self.executor = RayExecutor(self.config.address, self.config.trial_cpus(), self.config.trial_gpus())
+        stop_on_term()
         try:
             self._baseline()
             self._loop()

@@ -25,11 +25,12 @@ class Param:
     choices: tuple[Any, ...] | None = None
     log: bool = False
     optional: bool = False  # None is allowed and means "not set" (see the description for what then applies)
-    when: tuple[str, tuple[Any, ...]] | None = None  # (sibling, values): only matters when the sibling has one of them
+    # (sibling, values) pairs: the parameter only matters when every named sibling has one of its values
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def relevant(self, config: dict[str, Any]) -> bool:
         """Whether this parameter changes anything, given its siblings' values (a search leaves it at its default)."""
-        return self.when is None or config.get(self.when[0]) in self.when[1]
+        return all(config.get(sibling) in values for sibling, values in self.when)
 
     def allowed(self) -> str:
         if self.kind == "categorical":

@@ -41,7 +41,7 @@ PARAMS = (
         "softmax temperature T of word-level KD",
         low=0.5,
         high=10.0,
-        when=("method", WORD_LEVEL),
+        when=(("method", WORD_LEVEL),),
     ),
     Param(
         "alpha",
@@ -50,7 +50,7 @@ PARAMS = (
         "weight α of the KD term against the label cross-entropy",
         low=0.0,
         high=1.0,
-        when=("method", WORD_LEVEL),
+        when=(("method", WORD_LEVEL),),
     ),
     Param(
         "steps", "int", 400, "optimizer steps (the trial's training budget); 0 skips training", low=0, high=1_000_000

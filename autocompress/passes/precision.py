@@ -56,7 +56,7 @@ PARAMS = (
         False,
         "onnxruntime int8: one scale per output channel instead of per tensor",
         choices=(False, True),
-        when=("dtype", ("int8", "int8_static")),
+        when=(("runtime", ("onnxruntime",)), ("dtype", ("int8", "int8_static"))),
     ),
     Param(
         "gather",
@@ -64,7 +64,7 @@ PARAMS = (
         False,
         "onnxruntime int8: quantize the embedding lookups (Gather) too",
         choices=(False, True),
-        when=("dtype", ("int8",)),
+        when=(("runtime", ("onnxruntime",)), ("dtype", ("int8",))),
     ),
     Param(
         "block_size",
@@ -72,7 +72,7 @@ PARAMS = (
         32,
         "int4: weights per quantization block",
         choices=(16, 32, 64, 128, 256),
-        when=("dtype", ("int4",)),
+        when=(("runtime", ("onnxruntime",)), ("dtype", ("int4",))),
     ),
     Param(
         "accuracy_level",
@@ -80,7 +80,7 @@ PARAMS = (
         4,
         "int4: kernel activation precision (0 default, 1 fp32, 2 fp16, 3 bf16, 4 int8)",
         choices=(0, 1, 2, 3, 4),
-        when=("dtype", ("int4",)),
+        when=(("runtime", ("onnxruntime",)), ("dtype", ("int4",))),
     ),
 )
 GRAPHS = ("encoder", "decoder")

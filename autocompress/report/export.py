@@ -24,7 +24,7 @@ ROWS = (
 
 
 def comparison(teacher: dict[str, float], model: dict[str, float]) -> list[dict[str, Any]]:
-    """Teacher against model, with the ratio that reads as an improvement (× faster, × smaller)."""
+    """Teacher against model: BLEU/chrF differences, and for the rest the ratio in the better direction."""
     rows = []
     for key, label, better in ROWS:
         a, b = teacher.get(key), model.get(key)
@@ -32,10 +32,11 @@ def comparison(teacher: dict[str, float], model: dict[str, float]) -> list[dict[
             continue
         if key in ("bleu", "chrf"):
             change = f"{b - a:+.2f}"
-        elif better == "lower":
-            change = f"{a / b:.2f}× less" if b else "-"
+        elif not a or not b:
+            change = "-"
         else:
-            change = f"{b / a:.2f}× more" if a else "-"
+            gain = a / b if better == "lower" else b / a  # > 1: the model is better than the teacher
+            change = f"{gain:.2f}× better" if gain >= 1 else f"{1 / gain:.2f}× worse"
         rows.append({"measure": label, "teacher": a, "model": b, "change": change})
     return rows
 
