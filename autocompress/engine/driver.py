@@ -99,8 +99,10 @@ class Driver:
             self._loop()
         except KeyboardInterrupt:
             self.progress.log("Ctrl-C: stopping; finished trials are kept")
-            for finished in self.executor.cancel_all(STOPPED):
-                self._tell_failed(finished.job.number, STOPPED, requeue=True)
+            self.executor.cancel_all(STOPPED)
+            # Every trial asked and not told: running, waiting on a twin, or asked a moment before the signal.
+            for number in list(self.trials):
+                self._tell_failed(number, STOPPED, requeue=True)
         finally:
             self.executor.shutdown()
             self.progress.close()
@@ -174,13 +176,13 @@ class Driver:
     def _ask_and_submit(self) -> None:
         assert self.executor is not None
         trial = self.study.ask()
+        self.trials[trial.number] = trial
         trial.set_user_attr("driver", {"host": socket.gethostname(), "pid": os.getpid()})
         recipe = suggest_recipe(
             trial, self.space, self.info.layers, self.config.target.device, self.info.family, seed=self.config.seed
         )
         trial.set_user_attr("recipe_id", recipe.id)
         trial.set_user_attr("recipe", recipe.to_dict())
-        self.trials[trial.number] = trial
         measured = self._measured(recipe.id)
         repeated = measured is not None or recipe.id == self.baseline["recipe_id"]
         self.duplicates_in_a_row = self.duplicates_in_a_row + 1 if repeated else 0
