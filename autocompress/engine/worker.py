@@ -96,7 +96,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     recipe, target = Recipe.from_dict(job.recipe), TargetSpec.from_dict(job.target)
     precision = precision_of(recipe)
     check_target(precision, target.device)
-    with _phase(phases, "load"):
+    with _phase(phases, "load"), background_work():
         ctx, dev = _context(job)
     study_cache = ArtifactCache(Path(job.study_dir) / "cache")
     training = Recipe(tuple(p for p in recipe.passes if p.name != "precision"), recipe.seed)
@@ -127,7 +127,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         measured |= artifact_quality(open_artifact(artifact, threads=job.threads), dev, target)
     with _phase(phases, "latency"):
         measured |= measure_latency(artifact, list(dev.sources), target)
-    with _phase(phases, "memory"):
+    with _phase(phases, "memory"), background_work():  # peak RSS is not a timing; its process start is heavy work
         measured |= measure_memory(artifact, list(dev.sources), target)
     measured |= artifact_size(artifact)
     spec_file = artifact / "artifact.json"
