@@ -47,7 +47,10 @@ def test_different_recipes_have_different_ids() -> None:
     ("passes", "message"),
     [
         ([("prune_everything", {})], r"unknown pass 'prune_everything': known passes are distill, ffn, heads"),
-        ([("heads", {"fractoin": 0.5})], r"pass 'heads' has no parameter 'fractoin': its parameters are allocation, cross"),
+        (
+            [("heads", {"fractoin": 0.5})],
+            r"pass 'heads' has no parameter 'fractoin': its parameters are allocation, cross",
+        ),
         (
             [("heads", {"fraction": 1.5})],
             r"pass 'heads' parameter 'fraction' = 1.5 is invalid: allowed float in \[0.0, 0.95\]",

@@ -168,6 +168,18 @@ def _states(db: Path) -> list[tuple[int, str]]:
         return con.execute("select number, state from trials order by number").fetchall()
 
 
+def _wait_until_one_done_and_one_running(out: Path, proc: subprocess.Popen) -> None:
+    """Mid-search: a trial completed and another running (the moment to kill or interrupt the search)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        states = _states(out / "study.db") if (out / "study.db").exists() else []
+        if any(s == "COMPLETE" for _, s in states) and any(s == "RUNNING" for _, s in states):
+            return
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"no trial completed with another running: {proc.stderr.read() if proc.stderr else ''}")
+
+
 def test_the_study_survives_sigkill_and_resumes(setup: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "k"
     args = _cli_args(setup, out, "--budget", "4", "--seed", "3", "--json")
@@ -177,15 +189,7 @@ def test_the_study_survives_sigkill_and_resumes(setup: dict[str, Any], tmp_path:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        states = _states(out / "study.db") if (out / "study.db").exists() else []
-        if any(s == "COMPLETE" for _, s in states) and any(s == "RUNNING" for _, s in states):
-            break
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"no trial completed with another running: {proc.stderr.read() if proc.stderr else ''}")
+    _wait_until_one_done_and_one_running(out, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = optuna.load_study(study_name="k", storage=f"sqlite:///{out / 'study.db'}")
@@ -267,12 +271,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(setup: dict[str, Any], t
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        states = _states(out / "study.db") if (out / "study.db").exists() else []
-        if any(s == "COMPLETE" for _, s in states) and any(s == "RUNNING" for _, s in states):
-            break
-        time.sleep(0.5)
+    _wait_until_one_done_and_one_running(out, proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode in (0, 3), stderr
