@@ -1,6 +1,6 @@
 """The deployed artifact of a recipe: its student exported for the recipe's runtime at the recipe's precision.
 
-onnxruntime: the fp32 ONNX export (kept once per student, so its precisions share it) then the precision pass.
+onnxruntime: the student's fp32 ONNX export (cached once per student by the worker) then the precision pass.
 CTranslate2: one conversion at the CTranslate2 quantization that matches the dtype.
 """
 
@@ -32,13 +32,12 @@ def build_artifact(
     tokenizer: PreTrainedTokenizerBase,
     recipe: Recipe,
     out_dir: Path,
-    fp32_dir: Path,
+    fp32_dir: Path | None,
     calibration: ParallelCorpus,
     metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the artifact to out_dir (replaced if present); fp32_dir holds (or receives) the student's fp32 ONNX."""
+    """Write the artifact to out_dir (replaced if present); fp32_dir holds the student's fp32 ONNX (onnxruntime)."""
     from autocompress.export.ctranslate2 import export_ctranslate2
-    from autocompress.export.onnx import export_onnx
 
     config = precision_of(recipe)
     staging = out_dir.with_name(out_dir.name + ".building")
@@ -46,20 +45,15 @@ def build_artifact(
     with background_work():
         if config["runtime"] == "ctranslate2":
             export_ctranslate2(student, tokenizer, staging, quantization=CT2_QUANTIZATION[config["dtype"]])
-            _record(staging, recipe, metrics)
         else:
-            if not (fp32_dir / "artifact.json").exists():
-                fp32_staging = fp32_dir.with_name(fp32_dir.name + ".building")
-                shutil.rmtree(fp32_staging, ignore_errors=True)
-                export_onnx(student, tokenizer, fp32_staging)
-                fp32_staging.replace(fp32_dir)
+            assert fp32_dir is not None, "onnxruntime artifacts start from the student's fp32 export"
             readers = None
             if config["dtype"] == "int8_static":
                 from autocompress.runtime.calibration import calibration_readers
 
                 readers = calibration_readers(fp32_dir, list(calibration.sources[:CALIBRATION_SENTENCES]))
             apply_artifact(fp32_dir, staging, config, readers)
-            _record(staging, recipe, metrics)
+        _record(staging, recipe, metrics)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.replace(out_dir)
     return out_dir

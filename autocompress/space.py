@@ -207,10 +207,10 @@ def suggest_recipe(
 
 
 def _ask_pass(pass_name: str, chosen: dict[str, dict[str, Any]], ask: Any, skip: tuple[str, ...] = ()) -> None:
+    defaults = {p.name: p.default for p in PASSES[pass_name].PARAMS}
     for param in PASSES[pass_name].PARAMS:
         if param.name in skip:
             continue
-        defaults = {p.name: p.default for p in PASSES[pass_name].PARAMS}
         if param.relevant(defaults | chosen[pass_name]):
             ask(pass_name, param.name)
 

@@ -154,9 +154,9 @@ class Driver:
         assert self.executor is not None
         budget, workers = self.config.budget, self.config.workers
         while True:
-            running = len(self.executor.running)
-            spent = budget.spent(self.completed(), self.started)
-            room = budget.trials is None or self.completed() + running < budget.trials
+            running, completed = len(self.executor.running), self.completed()
+            spent = budget.spent(completed, self.started)
+            room = budget.trials is None or completed + running < budget.trials
             exhausted = self.duplicates_in_a_row >= EXHAUSTED_AFTER
             if not spent and room and not exhausted and running < workers and self.failed_in_a_row < 3 * workers + 5:
                 self._ask_and_submit()
