@@ -45,6 +45,13 @@ def test_latency_reports_percentiles_and_throughput_with_settings(artifact: Path
     signature = found["latency_p50_ms"].signature
     for setting in ("device:cpu", "threads:1", "beam:1", "forced_tokens:5", "n:4", "repeats:2", "ort_spinning:0"):
         assert setting in signature
+    assert "stat:min" in signature  # the default summary of repeats
+
+
+def test_latency_summarises_repeats_with_the_targets_statistic(artifact: Path) -> None:
+    median = TargetSpec.from_dict({**TARGET.to_dict(), "batch_sizes": [1], "statistic": "median"})
+    found = measure_latency(artifact, SOURCES, median, forced_new_tokens=5)
+    assert "stat:median" in found["latency_p50_ms"].signature
 
 
 def test_memory_is_measured_in_a_fresh_process(artifact: Path) -> None:
@@ -64,6 +71,7 @@ def test_size_counts_the_graphs(artifact: Path) -> None:
         ("target:\n  device: tpu\n", r"target device 'tpu' is unknown: use one of cpu, cuda"),
         ("target:\n  thread: 4\n", r"target has no setting 'thread': known settings are"),
         ("target:\n  beam: 0\n", r"target beam = 0 must be at least 1"),
+        ("target:\n  statistic: mean\n", r"target statistic 'mean' is unknown: use one of min, median"),
         ("target: [unclosed\n", r"is not valid YAML"),
     ],
 )
