@@ -118,7 +118,7 @@ def test_search_with_two_workers_leaves_every_output(setup: dict[str, Any], tmp_
     for trial in measured:
         assert trial.user_attrs["signatures"]["bleu"].startswith("nrefs:1|")
         assert Path(trial.user_attrs["artifact"]).is_dir()
-        assert {"student", "export", "bleu", "latency", "memory"} <= set(trial.user_attrs["phases"])
+        assert {"student", "artifact", "bleu", "latency", "memory"} <= set(trial.user_attrs["phases"])
     spans = sorted((t.datetime_start, t.datetime_complete) for t in measured)
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), "two workers never overlapped"
 

@@ -112,15 +112,16 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         student = load_student(entry.path / "student")
     metrics = {"student": json.loads((entry.path / "build.json").read_text()), "student_cached": entry.hit}
     artifact = Path(job.study_dir) / "artifacts" / recipe.id
-    with _phase(phases, "export"):
-        fp32 = None
-        if precision["runtime"] == "onnxruntime":
+    fp32 = None
+    if precision["runtime"] == "onnxruntime":
 
-            def export(directory: Path) -> None:
-                with background_work():
-                    export_onnx(student, ctx.tokenizer, directory / "onnx")
+        def export(directory: Path) -> None:
+            with background_work():
+                export_onnx(student, ctx.tokenizer, directory / "onnx")
 
+        with _phase(phases, "export"):  # the student's fp32 ONNX, shared by its precisions
             fp32 = study_cache.get_or_build("onnx-fp32", key, export).path / "onnx"
+    with _phase(phases, "artifact"):  # the precision pass, or the CTranslate2 conversion
         build_artifact(student, ctx.tokenizer, recipe, artifact, fp32, dev, metrics)
     measured: dict[str, Any] = {}
     with _phase(phases, "bleu"), background_work():
