@@ -1,0 +1,51 @@
+"""results/benchmarks/README.md from the tables the benchmark scripts wrote, so the summary never drifts from them.
+
+python benchmarks/summary.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import RESULTS
+
+SECTIONS = (
+    ("search_efficiency", "python benchmarks/search_efficiency.py"),
+    ("alternatives", "python benchmarks/alternatives.py"),
+    ("olive_peer", "pip install -e '.[peer]' && python benchmarks/olive_peer.py"),
+    ("trial_cost", "python benchmarks/trial_cost.py"),
+)
+INTRO = """# Benchmarks
+
+Ratios measured side by side in one run on one machine. Each script prints its table and writes `<name>.md` and
+`<name>.csv` here; this page is rebuilt from those files by `python benchmarks/summary.py`.
+
+Install as the README does (`pip install torch==2.13.0 && pip install -e .`; the Olive peer also needs
+`pip install -e '.[peer]'`), then run, each in under 60 minutes on 2 CPU cores:
+
+{commands}
+
+`alternatives.py` and `trial_cost.py` share one run of the README's main search (`autocompress search --budget 6
+--seed 0`, kept in ~/.cache/autocompress/bench-search/; delete it to run the search again). Earlier benchmarks of the
+runtimes, measurement fidelity and parallel measurement write JSON to results/ (see the project README).
+"""
+
+
+def main() -> None:
+    commands = "\n".join(f"    {command}" for _, command in SECTIONS)
+    parts = [INTRO.format(commands=commands)]
+    for name, _ in SECTIONS:
+        path = RESULTS / f"{name}.md"
+        if not path.exists():
+            parts.append(f"## {name}\n\nNot run yet: `{dict(SECTIONS)[name]}`.\n")
+            continue
+        text = path.read_text()
+        parts.append("\n".join("#" + line if line.startswith("#") else line for line in text.splitlines()))
+    (RESULTS / "README.md").write_text("\n\n".join(parts) + "\n")
+    print(f"wrote {RESULTS / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
