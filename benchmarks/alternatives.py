@@ -5,8 +5,10 @@ Same machine, same run, same harness for all five: one thread on one pinned core
 decoding to 128 tokens. Latency is interleaved — each repeat times every system in turn — and medians compared: p50 ms
 a sentence at batch 1 and sentences/s at batch 16. Peak RSS of a fresh process translating one batch of 16
 (VmHWM); size on disk of the weights each deploys (PyTorch: the fp32 safetensors users load); BLEU and chrF of each
-system's own translations of the whole dev set (sacrebleu, batch 32). Goals: ≥ 4× faster and ≥ 4× smaller than
-PyTorch fp32, and faster than CTranslate2 int8 of the teacher. Writes results/benchmarks/alternatives.{md,csv}.
+system's own translations of the whole dev set (sacrebleu, batch 32). Peak RSS includes Python and the tokenizer
+(transformers) for every system, so it is higher than the search's probe, which loads no transformers. Goals: ≥ 4×
+faster and ≥ 4× smaller than PyTorch fp32, and faster than CTranslate2 int8 of the teacher (by more than the
+machine's noise, 5 %). Writes results/benchmarks/alternatives.{md,csv}.
 
     python benchmarks/alternatives.py [--study DIR] [--sentences 32] [--repeats 5]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from benchmarks.common import README_SEARCH, SEARCH_WORKDIR, default_search, wri
 from benchmarks.runtimes import _weights_mb, interleaved, peak_rss_mb, runner
 
 THREADS = 1
+NOISE = 0.05  # "faster" must beat this machine's re-measurement spread (benchmarks/fidelity.py: CV about 4 %)
 
 
 def teacher_systems(work: Path) -> dict[str, Path]:
@@ -41,6 +45,7 @@ def teacher_systems(work: Path) -> dict[str, Path]:
     from autocompress.passes.precision import apply_artifact
     from autocompress.recipe import PassConfig
 
+    shutil.rmtree(work, ignore_errors=True)
     model = AutoModelForSeq2SeqLM.from_pretrained(DEMO_MODEL, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(DEMO_MODEL)
     pytorch = work / "pytorch-fp32"
@@ -123,12 +128,21 @@ def main() -> None:
         )
     frame = pd.DataFrame(rows)
     base, ct2, chosen = frame.iloc[0], frame.iloc[3], frame.iloc[-1]
+    same_as_ct2 = [p["name"] for p in selected["passes"]] == ["precision"] and (
+        precision["runtime"],
+        precision["dtype"],
+    ) == ("ctranslate2", "int8")
     frame["× faster than PyTorch"] = (base["p50 ms (batch 1)"] / frame["p50 ms (batch 1)"]).round(2)
     frame["× smaller than PyTorch"] = (base["size MiB"] / frame["size MiB"]).round(2)
     goals = [
         _goal("≥ 4× faster than PyTorch fp32 (p50, batch 1)", base["p50 ms (batch 1)"] / chosen["p50 ms (batch 1)"], 4),
         _goal("≥ 4× smaller than PyTorch fp32 (size on disk)", base["size MiB"] / chosen["size MiB"], 4),
-        _goal("faster than CTranslate2 int8 (p50, batch 1)", ct2["p50 ms (batch 1)"] / chosen["p50 ms (batch 1)"], 1),
+        _goal(
+            "faster than CTranslate2 int8 (p50, batch 1)",
+            ct2["p50 ms (batch 1)"] / chosen["p50 ms (batch 1)"],
+            1 + NOISE,
+            "the selected model is CTranslate2 int8 of the teacher itself" if same_as_ct2 else "",
+        ),
         f"BLEU of the selected model {chosen['BLEU']:.2f} against the teacher's {base['BLEU']:.2f} "
         f"({chosen['BLEU'] - base['BLEU']:+.2f}; the search allowed −1.0).",
     ]
@@ -141,9 +155,9 @@ def main() -> None:
     print(write("alternatives", frame, "The compressed model against the alternatives", intro, goals), *goals, sep="\n")
 
 
-def _goal(text: str, ratio: float, needed: float) -> str:
+def _goal(text: str, ratio: float, needed: float, why: str = "") -> str:
     verdict = "met" if ratio >= needed else f"missed by {(needed / ratio - 1) * 100:.0f} %"
-    return f"Goal {text}: {ratio:.2f}× — {verdict}."
+    return f"Goal {text}: {ratio:.2f}× (needed {needed:.2f}×) — {verdict}{'; ' + why if why else ''}."
 
 
 if __name__ == "__main__":

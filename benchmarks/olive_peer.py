@@ -233,6 +233,8 @@ def olive_config(work: Path, budget: int) -> dict[str, Any]:
 def autocompress_points(out: Path) -> list[dict[str, Any]]:
     import optuna
 
+    from autocompress.passes.precision import PARAMS
+
     storage = f"sqlite:///{(out / 'study.db').resolve()}"
     study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
     measured = [study.user_attrs["baseline"]] + [
@@ -243,7 +245,7 @@ def autocompress_points(out: Path) -> list[dict[str, Any]]:
     points = []
     for attrs in measured:
         params = next(p["params"] for p in attrs["recipe"]["passes"] if p["name"] == "precision")
-        config = ", ".join(f"{k} {v}" for k, v in params.items() if k != "runtime")
+        config = ", ".join(f"{p.name} {params[p.name]}" for p in PARAMS if p.name != "runtime" and p.relevant(params))
         points.append(
             {
                 "tool": "autocompress",
@@ -370,27 +372,34 @@ def main() -> None:
     ours, theirs = autocompress_points(args.work / "autocompress"), olive_points(args.work)
     fronts = front(ours) + front(theirs)
     retime(fronts)
-    frame = (
-        pd.DataFrame(fronts)
-        .drop(columns=["artifact"])
-        .rename(columns={"bleu": "BLEU", "latency_p50_ms": "p50 ms (in its search)", "size_mb": "size MiB"})
-    )
+    on_front = {p["artifact"]: p["p50 ms re-timed side by side"] for p in fronts}
+    rows = [
+        {
+            "tool": p["tool"],
+            "config": p["config"],
+            "BLEU": p["bleu"],
+            "p50 ms (in its search)": round(p["latency_p50_ms"], 2),
+            "size MiB": round(p["size_mb"], 1),
+            "on its front": "yes" if p["artifact"] in on_front else "",
+            "p50 ms re-timed side by side": on_front.get(p["artifact"], ""),
+        }
+        for p in ours + theirs
+    ]
+    frame = pd.DataFrame(rows)
     after = [
         f"Wall time of the search: autocompress {ours_seconds / 60:.1f} min ({len(ours)} models measured incl. the "
-        f"teacher baseline), Olive {olive_seconds / 60:.1f} min ({len(theirs)} models evaluated incl. its input).",
-        "All points: " + json.dumps({"autocompress": _brief(ours), "olive": _brief(theirs)}),
+        f"teacher baseline; each trial also measures chrF and peak RSS in a fresh process, and Ray starts), Olive "
+        f"{olive_seconds / 60:.1f} min ({len(theirs)} models evaluated incl. its input; its first sample is an invalid "
+        "configuration it prunes and counts).",
     ]
     intro = (
-        f"Pareto fronts (BLEU ↑, p50 latency ↓) of each tool's search of the quantization subspace of the demo "
-        f"teacher, budget {args.budget} models each, BLEU on {DEV_SENTENCES} dev sentences, latency one thread on one "
-        "pinned core; the last column re-times both fronts side by side (interleaved, median of 3). "
+        "Every model each tool's search measured, and its Pareto front (BLEU ↑, p50 latency ↓), searching the "
+        f"quantization subspace of the demo teacher with a budget of {args.budget} models each; BLEU on "
+        f"{DEV_SENTENCES} dev sentences, latency with one thread on one pinned core; the last column re-times both "
+        "fronts side by side (interleaved, median of 3). "
         "Command: `pip install -e '.[peer]' && python benchmarks/olive_peer.py`."
     )
     print(write("olive_peer", frame, "A peer: Olive on the quantization subspace", intro, after), *after, sep="\n\n")
-
-
-def _brief(points: list[dict[str, Any]]) -> list[list[Any]]:
-    return [[p["config"], p["bleu"], p["latency_p50_ms"]] for p in points]
 
 
 if __name__ == "__main__":

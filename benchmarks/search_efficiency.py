@@ -1,4 +1,4 @@
-"""Search efficiency: hypervolume against trials for each sampler (the default and random search at least), 3 seeds.
+"""Search efficiency: hypervolume against trials for every sampler the search offers (default among them), 3 seeds.
 
 Every sampler runs the search engine's own sampler settings (autocompress.engine.study.make_sampler) over one space
 through the engine's define-by-run suggestion (autocompress.space.suggest_recipe), one trial after another, for
@@ -14,9 +14,9 @@ study, reference point 1.1 in each; computed with Optuna's hypervolume.
 
 Goal: the default sampler reaches random search's 60-trial hypervolume (median over seeds) within 30 trials.
 Writes results/benchmarks/search_efficiency.{md,csv,png} and search_efficiency_measurements.json; the measurements
-are kept in --workdir as they come, so a run cut off resumes where it stopped.
+are kept in --workdir as they come, so a run cut off resumes where it stopped (delete it to measure afresh).
 
-    python benchmarks/search_efficiency.py [--samplers tpe,random] [--seeds 0,1,2] [--trials 60] [--workers 2]
+    python benchmarks/search_efficiency.py [--samplers tpe,nsga2,gp,random] [--seeds 0,1,2] [--trials 60] [--workers 2]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import numpy as np
 import optuna
 
 from autocompress.engine.driver import baseline_recipe, model_info
-from autocompress.engine.study import DEFAULT_OBJECTIVES, DEFAULT_SAMPLER, OBJECTIVES, make_sampler
+from autocompress.engine.study import DEFAULT_OBJECTIVES, DEFAULT_SAMPLER, OBJECTIVES, SAMPLERS, make_sampler
 from autocompress.engine.worker import TrialJob, run_trial
 from autocompress.space import load_space, suggest_recipe
 
@@ -84,6 +84,7 @@ class Measurements:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.data: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+        self.reused = len(self.data)  # measured by an earlier run that was cut off, or is being re-reported
 
     def add(self, recipe_id: str, entry: dict[str, Any]) -> None:
         self.data[recipe_id] = entry
@@ -94,7 +95,7 @@ class Measurements:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samplers", default=f"{DEFAULT_SAMPLER},random")
+    parser.add_argument("--samplers", default=",".join(SAMPLERS), help="the default and random search at least")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2, help="measurements in parallel (each on one core)")
@@ -255,7 +256,8 @@ def report(runs: list[Run], measurements: Measurements, args: argparse.Namespace
     setting = (
         f"{len(runs)} studies ({args.samplers} × seeds {args.seeds}), {args.trials} trials each; "
         f"{len(measurements.data)} distinct recipes measured (median {np.median(cost):.1f} s each, "
-        f"{args.workers} in parallel); wall time {seconds / 60:.1f} min on {platform.node()} "
+        f"{args.workers} in parallel; {measurements.reused} of them taken from {args.workdir} by this run); "
+        f"wall time {seconds / 60:.1f} min on {platform.node()} "
         f"({os.cpu_count()} cores, Python {platform.python_version()}, Optuna {optuna.__version__})."
     )
     text = "\n\n".join(
