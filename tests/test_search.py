@@ -270,6 +270,9 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(setup: dict[str, Any], t
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A job started in the background of a non-interactive shell inherits SIGINT ignored, and Python then never
+        # raises KeyboardInterrupt: give the search the default disposition, as an interactive shell does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     _wait_until_one_done_and_one_running(out, proc)
     proc.send_signal(signal.SIGINT)
