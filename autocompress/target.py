@@ -26,7 +26,7 @@ class TargetSpec:
     max_length: int = 128
     providers: tuple[str, ...] = field(default=("CPUExecutionProvider",))
     warmup: int = 2  # untimed passes before timing
-    repeats: int = 5  # timed passes; the median is reported
+    repeats: int = 5  # timed passes, summarised by `statistic`
     latency_sentences: int = 32  # dev sentences timed one by one for the batch-1 percentiles
     # How repeats of one timing are summarised. min: interference (other processes, a hypervisor's steal time) only
     # ever adds time, so the fastest repeat is the artifact's own cost and re-measurements agree (fidelity benchmark);

@@ -19,6 +19,8 @@ from autocompress.evaluate.measure_lock import exclusive
 from autocompress.runtime import Seq2SeqRuntime, open_artifact
 from autocompress.target import TargetSpec
 
+SUMMARIES = {"min": np.min, "median": np.median}  # TargetSpec.statistic → how repeats are summarised
+
 
 def encode(runtime: Seq2SeqRuntime, sentences: Sequence[str], max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
     single = []
@@ -49,7 +51,7 @@ def measure_latency(
                 run([single])
                 if repeat >= 0:
                     per_sentence[repeat, i] = (time.perf_counter() - started) * 1000
-        summary = np.min if target.statistic == "min" else np.median
+        summary = SUMMARIES[target.statistic]
         per_sentence_ms = summary(per_sentence, axis=0)
         throughput = {}
         for size in target.batch_sizes:
@@ -79,8 +81,7 @@ def measure_latency(
                 "per_sentence_cv": _cv(per_sentence),
                 # both summaries of the same samples, so benchmarks can compare them side by side
                 "p50_by_statistic": {
-                    name: round(float(np.percentile(f(per_sentence, axis=0), 50)), 3)
-                    for name, f in (("min", np.min), ("median", np.median))
+                    name: round(float(np.percentile(f(per_sentence, axis=0), 50)), 3) for name, f in SUMMARIES.items()
                 },
             },
         ),
