@@ -16,6 +16,7 @@ import torch
 
 from autocompress import arch
 from autocompress.batching import collate, encode_pairs, token_batches
+from autocompress.evaluate.measure_lock import background_work
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -70,7 +71,8 @@ def _gate_gradients(model: PreTrainedModel, batches: list[dict[str, torch.Tensor
     try:
         totals = {k: torch.zeros_like(g) for k, g in gates.items()}
         for batch in batches:
-            model(**batch).loss.backward()
+            with background_work(model.device.type):  # a measurement elsewhere pauses scoring between batches
+                model(**batch).loss.backward()
             for k, g in gates.items():
                 totals[k] += g.grad.abs()
                 g.grad = None
@@ -90,7 +92,11 @@ def _head_gate(gate: torch.Tensor, head_dim: int) -> Any:
 @torch.no_grad()
 def _skip_losses(model: PreTrainedModel, batches: list[dict[str, torch.Tensor]], stack: arch.Stack) -> torch.Tensor:
     def loss() -> float:
-        return sum(float(model(**b).loss) for b in batches) / len(batches)
+        total = 0.0
+        for batch in batches:
+            with background_work(model.device.type):
+                total += float(model(**batch).loss)
+        return total / len(batches)
 
     base = loss()
     rises = []

@@ -1,9 +1,11 @@
-"""Measurement fidelity: the CV of 5 re-measurements of one artifact's p50 latency, alone and while a trial trains.
+"""Measurement fidelity: the CV of 5 re-measurements of an artifact's p50 latency, alone and while a trial trains.
 
-The artifact (the demo teacher, fp32 ONNX) is measured with the default target (1 thread pinned to the last core).
-The concurrent trial is a real distillation on the same cores, run twice: as the search runs it (its steps pause
-while a measurement holds the device, autocompress.evaluate.measure_lock) and, for contrast, ignoring the lock.
-Each measurement's repeats are summarised both ways from the same samples: min (the default) and median.
+Three artifacts of the demo teacher — fp32 ONNX, onnxruntime int8 (dynamic) and CTranslate2 int8 — are measured in
+turn (interleaved, so a slow phase of a shared machine falls on all three), with the default target (1 thread pinned
+to the last core). The concurrent trial is a real distillation on the same cores, run twice: as the search runs it
+(its steps pause while a measurement holds the device, autocompress.evaluate.measure_lock) and, for contrast,
+ignoring the lock. Each measurement's repeats are summarised both ways from the same samples: min (the default) and
+median.
 
     python benchmarks/fidelity.py [--model demo]
 """
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -26,8 +29,11 @@ import numpy as np
 
 from autocompress.data import load_demo
 from autocompress.evaluate.latency import measure_latency
+from autocompress.export.ctranslate2 import export_ctranslate2
 from autocompress.export.onnx import export_onnx
 from autocompress.models import load_model
+from autocompress.passes.precision import apply_artifact
+from autocompress.recipe import PassConfig
 from autocompress.target import STATISTICS, TargetSpec
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -65,13 +71,14 @@ def fixed_work_ms(target: TargetSpec) -> float:
         os.sched_setaffinity(0, previous)
 
 
-def five_measurements(artifact: Path, sentences: list[str], target: TargetSpec) -> dict[str, list[float]]:
-    """p50 of each of 5 measurements, under both summaries of the repeats (the same samples)."""
-    found: dict[str, list[float]] = {name: [] for name in STATISTICS}
+def five_measurements(artifacts: dict[str, Path], sentences: list[str], target: TargetSpec) -> dict[str, Any]:
+    """Per artifact, the p50 of each of 5 measurements under both summaries of the repeats (the same samples)."""
+    found: dict[str, Any] = {name: {stat: [] for stat in STATISTICS} for name in artifacts}
     for _ in range(5):
-        p50 = measure_latency(artifact, sentences, target)["latency_p50_ms"].details["p50_by_statistic"]
-        for name in STATISTICS:
-            found[name].append(p50[name])
+        for name, artifact in artifacts.items():
+            p50 = measure_latency(artifact, sentences, target)["latency_p50_ms"].details["p50_by_statistic"]
+            for stat in STATISTICS:
+                found[name][stat].append(p50[stat])
         FIXED_WORK.append(fixed_work_ms(target))
     return found
 
@@ -81,8 +88,8 @@ def cv(values: list[float]) -> float:
 
 
 def while_training(
-    artifact: Path, sentences: list[str], target: TargetSpec, model: str, work: Path, lock_dir: Path | None
-) -> dict[str, list[float]]:
+    artifacts: dict[str, Path], sentences: list[str], target: TargetSpec, model: str, work: Path, lock_dir: Path | None
+) -> dict[str, Any]:
     """Five measurements while a distillation runs in another process; lock_dir None: it shares the search's locks."""
     code = TRAINER.format(threads=os.cpu_count(), model=model, cache=str(work / "cache"))
     env = dict(os.environ) | ({"AUTOCOMPRESS_LOCK_DIR": str(lock_dir)} if lock_dir else {})
@@ -91,10 +98,19 @@ def while_training(
         assert trainer.stdout is not None
         trainer.stdout.readline()  # the teacher is loaded and training starts
         time.sleep(5)
-        return five_measurements(artifact, sentences, target)
+        return five_measurements(artifacts, sentences, target)
     finally:
         trainer.kill()
         trainer.wait()
+
+
+def build_artifacts(model: str, work: Path) -> dict[str, Path]:
+    loaded = load_model(model)
+    fp32 = export_onnx(loaded.model, loaded.tokenizer, work / "onnxruntime-fp32")
+    int8 = work / "onnxruntime-int8"
+    apply_artifact(fp32, int8, PassConfig.make("precision", {"dtype": "int8"}), None)
+    ct2 = export_ctranslate2(loaded.model, loaded.tokenizer, work / "ctranslate2-int8", quantization="int8")
+    return {"onnxruntime fp32": fp32, "onnxruntime int8": int8, "ctranslate2 int8": ct2}
 
 
 def main() -> None:
@@ -103,50 +119,54 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "fidelity.json")
     args = parser.parse_args()
     target = TargetSpec()
-    loaded = load_model(args.model)
     sentences = list(load_demo("dev").sources)
     rows, machine = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        artifact = export_onnx(loaded.model, loaded.tokenizer, work / "artifact")
-        rows["alone"] = five_measurements(artifact, sentences, target)
+        artifacts = build_artifacts(args.model, work)
+        rows["alone"] = five_measurements(artifacts, sentences, target)
         machine["alone"] = FIXED_WORK[-5:]
-        rows["training, pausing for measurements"] = while_training(artifact, sentences, target, args.model, work, None)
-        machine["training, pausing for measurements"] = FIXED_WORK[-5:]
+        condition = "training, pausing for measurements"
+        rows[condition] = while_training(artifacts, sentences, target, args.model, work, None)
+        machine[condition] = FIXED_WORK[-5:]
         (work / "locks").mkdir()
-        rows["training, ignoring the lock"] = while_training(
-            artifact, sentences, target, args.model, work, work / "locks"
-        )
-        machine["training, ignoring the lock"] = FIXED_WORK[-5:]
-    alone = {name: float(np.median(rows["alone"][name])) for name in STATISTICS}
-    header = f"{'statistic':>9} {'median p50 ms':>14} {'CV':>7} {'vs alone':>9} {'fixed-work CV':>14}  five p50 ms"
+        condition = "training, ignoring the lock"
+        rows[condition] = while_training(artifacts, sentences, target, args.model, work, work / "locks")
+        machine[condition] = FIXED_WORK[-5:]
+    alone = {(a, stat): float(np.median(rows["alone"][a][stat])) for a in artifacts for stat in STATISTICS}
+    header = f"{'artifact':17} {'statistic':>9} {'median p50 ms':>14} {'CV':>7} {'vs alone':>9}  five p50 ms"
     print(f"{'':36} {header}")
-    for name, by_statistic in rows.items():
-        for stat, values in by_statistic.items():
-            median = float(np.median(values))
-            print(
-                f"{name:36} {stat:>9} {median:14.2f} {cv(values):7.2%} {median / alone[stat]:8.3f}x "
-                f"{cv(machine[name]):14.2%}  {values}"
-            )
+    for condition, by_artifact in rows.items():
+        for name, by_statistic in by_artifact.items():
+            for stat, values in by_statistic.items():
+                median = float(np.median(values))
+                print(
+                    f"{condition:36} {name:17} {stat:>9} {median:14.2f} {cv(values):7.2%} "
+                    f"{median / alone[(name, stat)]:8.3f}x  {values}"
+                )
+        print(f"{condition:36} fixed-work probe of the machine: CV {cv(machine[condition]):.2%}")
     print("statistic: how the repeats of a measurement are summarised (min: the default; median: for contrast)")
-    print("fixed-work CV: the same pure-Python work timed on the measured core after each measurement (machine noise)")
+    print("fixed-work probe: the same pure-Python work timed on the measured core after each round (machine noise)")
     result = {
-        "model": loaded.name,
+        "model": args.model,
         "target": target.to_dict(),
         "runs": {
-            name: {
+            condition: {
                 **{
-                    stat: {
-                        "p50_ms": values,
-                        "cv": round(cv(values), 4),
-                        "vs_alone": round(float(np.median(values)) / alone[stat], 3),
+                    name: {
+                        stat: {
+                            "p50_ms": values,
+                            "cv": round(cv(values), 4),
+                            "vs_alone": round(float(np.median(values)) / alone[(name, stat)], 3),
+                        }
+                        for stat, values in by_statistic.items()
                     }
-                    for stat, values in by_statistic.items()
+                    for name, by_statistic in by_artifact.items()
                 },
-                "fixed_work_ms": [round(v, 3) for v in machine[name]],
-                "fixed_work_cv": round(cv(machine[name]), 4),
+                "fixed_work_ms": [round(v, 3) for v in machine[condition]],
+                "fixed_work_cv": round(cv(machine[condition]), 4),
             }
-            for name, by_statistic in rows.items()
+            for condition, by_artifact in rows.items()
         },
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
     }

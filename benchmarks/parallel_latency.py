@@ -4,12 +4,13 @@ two workers (while the other worker distils a student), side by side.
 All studies draw from one space in which every recipe keeps the teacher's weights and only the runtime and precision
 vary (so every run measures the same artifacts); during the parallel run a distillation (another trial's training, in
 its own process, pausing for measurements as trials do) runs as well. The seed is the same, so the runs suggest the
-same first recipes. Two serial runs, before and after the parallel one: their mean is the reference, and their ratio
-to each other is the control — how far this machine's own re-measurements drift with nothing else running. Prints,
-per recipe measured by all runs, each p50 latency, parallel / serial and serial / serial; writes
-results/parallel_latency.json.
+same first recipes. Serial and parallel runs alternate (S P S P S P S with the default --rounds 3), so slow phases
+of a shared machine fall on both kinds; per recipe measured by every run, the median of the parallel runs is compared
+with the median of the serial runs. The control compares serial runs with serial runs the same way (the median of the
+inner ones against the median of the first and last): how far this machine's own re-measurements drift with nothing
+else running. Writes results/parallel_latency.json.
 
-    python benchmarks/parallel_latency.py [--budget 6]
+    python benchmarks/parallel_latency.py [--budget 6] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -67,49 +68,59 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="6")
+    parser.add_argument("--rounds", type=int, default=3, help="parallel runs; serial runs before, between and after")
     parser.add_argument("--out", type=Path, default=RESULTS / "parallel_latency.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="parallel-latency-"))
     (work / "precision.yaml").write_text(PRECISION_ONLY)
     common = {"space": str(work / "precision.yaml"), "seed": 0, "max_bleu_drop": None, "quiet": True}
-    autocompress.search("demo", args.budget, workers=1, out=work / "serial", **common)
-    trainer = subprocess.Popen([sys.executable, "-c", TRAINER])
-    try:
-        autocompress.search("demo", args.budget, workers=2, out=work / "parallel", **common)
-    finally:
-        trainer.kill()
-    autocompress.search("demo", args.budget, workers=1, out=work / "serial-again", **common)
-    serial, parallel, again = (latencies(work / name) for name in ("serial", "parallel", "serial-again"))
-    shared = sorted(set(serial) & set(parallel) & set(again))
-    rows = [
-        {
-            "recipe": r,
-            "serial_ms": serial[r],
-            "parallel_ms": parallel[r],
-            "serial_again_ms": again[r],
-            "ratio": parallel[r] / ((serial[r] + again[r]) / 2),
-            "control_ratio": again[r] / serial[r],
-        }
-        for r in shared
-    ]
-    print(f"{'recipe':18} {'serial':>8} {'parallel':>9} {'serial again':>13} {'parallel/serial':>16} {'control':>8}")
-    for row in rows:
-        print(
-            f"{row['recipe']:18} {row['serial_ms']:8.2f} {row['parallel_ms']:9.2f} {row['serial_again_ms']:13.2f} "
-            f"{row['ratio']:16.3f} {row['control_ratio']:8.3f}"
+    serial, parallel = [], []
+    for run in range(2 * args.rounds + 1):
+        out = work / f"run-{run}"
+        if run % 2 == 0:
+            autocompress.search("demo", args.budget, workers=1, out=out, **common)
+            serial.append(latencies(out))
+            continue
+        trainer = subprocess.Popen([sys.executable, "-c", TRAINER])
+        try:
+            autocompress.search("demo", args.budget, workers=2, out=out, **common)
+        finally:
+            trainer.kill()
+        parallel.append(latencies(out))
+    shared = sorted(set.intersection(*(set(run) for run in serial + parallel)))
+    rows = []
+    for r in shared:
+        s, p = [run[r] for run in serial], [run[r] for run in parallel]
+        rows.append(
+            {
+                "recipe": r,
+                "serial_ms": s,
+                "parallel_ms": p,
+                "ratio": float(np.median(p) / np.median(s)),
+                # serial runs in the parallel runs' place: how far the machine alone drifts between runs
+                "control_ratio": float(np.median(s[1:-1]) / np.median([s[0], s[-1]])),
+            }
         )
+    print(f"{'recipe':18} {'serial runs ms':>26} {'parallel runs ms':>20} {'parallel/serial':>16} {'control':>8}")
+    for row in rows:
+        serial_ms = " ".join(f"{v:6.2f}" for v in row["serial_ms"])
+        parallel_ms = " ".join(f"{v:6.2f}" for v in row["parallel_ms"])
+        print(f"{row['recipe']:18} {serial_ms:>26} {parallel_ms:>20} {row['ratio']:16.3f} {row['control_ratio']:8.3f}")
     ratios, controls = [row["ratio"] for row in rows], [row["control_ratio"] for row in rows]
     worst = max(abs(r - 1) for r in ratios) if ratios else float("nan")
     worst_control = max(abs(r - 1) for r in controls) if controls else float("nan")
     print(
-        f"parallel / mean of the serial runs: median {np.median(ratios):.3f}, largest deviation {worst:.1%} "
-        f"(goal: within 5 %); serial / serial control: largest deviation {worst_control:.1%}"
+        f"median of parallel runs / median of serial runs: median {np.median(ratios):.3f}, largest deviation "
+        f"{worst:.1%} (goal: within 5 %); control (inner serial runs / first and last): largest "
+        f"deviation {worst_control:.1%}"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
                 "rows": rows,
+                "rounds": args.rounds,
+                "budget": args.budget,
                 "median_ratio": float(np.median(ratios)) if ratios else None,
                 "largest_deviation": worst,
                 "control_largest_deviation": worst_control,

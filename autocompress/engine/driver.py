@@ -92,7 +92,9 @@ class Driver:
         recovered = recover_cut_off(self.study)
         if recovered:
             self.progress.log(f"resuming: trials {recovered} were cut off; they are marked FAIL and run again")
-        self.executor = RayExecutor(self.config.address, self.config.trial_cpus(), self.config.trial_gpus())
+        c = self.config
+        measured = c.target.measured_cores() if c.target.device == "cpu" else ()
+        self.executor = RayExecutor(c.address, c.trial_cpus(), c.trial_gpus(), measured)
         stop_on_term()
         try:
             self._baseline()

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from autocompress.engine.worker import FAULTS_ENV, TrialJob, TrialOutcome, run_trial
+from autocompress.engine.worker import FAULTS_ENV, TRIAL_CORES_ENV, TrialJob, TrialOutcome, run_trial
 from autocompress.errors import UserInputError
 
 PASSED_ENV = ("OMP_WAIT_POLICY", FAULTS_ENV, "AUTOCOMPRESS_CACHE", "AUTOCOMPRESS_LOCK_DIR")
@@ -45,15 +45,25 @@ def check_address(address: str) -> None:
 
 
 class RayExecutor:
-    def __init__(self, address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:
+    def __init__(
+        self, address: str | None, cpus_per_trial: float, gpus_per_trial: float, measured: tuple[int, ...] = ()
+    ) -> None:
         import ray
 
         self.ray = ray
+        self.own_cores = os.sched_getaffinity(0)
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         if address:
             check_address(address)
             ray.init(address=address, runtime_env={"env_vars": env}, logging_level="ERROR", log_to_driver=False)
         else:
+            # Ray's daemons (and this driver, which polls the study) keep off the measured cores, so nothing of the
+            # search runs beside a timing: they inherit this process's affinity at start. Trials start with it too
+            # and widen back to every core (worker.use_trial_cores); a measurement pins itself to the measured ones.
+            others = self.own_cores - set(measured)
+            if others:
+                os.environ[TRIAL_CORES_ENV] = ",".join(map(str, sorted(self.own_cores)))
+                os.sched_setaffinity(0, others)
             # Local workers inherit this environment (OMP_WAIT_POLICY=PASSIVE included).
             ray.init(
                 num_cpus=os.cpu_count(),
@@ -114,6 +124,8 @@ class RayExecutor:
 
     def shutdown(self) -> None:
         self.ray.shutdown()
+        os.environ.pop(TRIAL_CORES_ENV, None)
+        os.sched_setaffinity(0, self.own_cores)
 
 
 def _first_line(err: BaseException) -> str:

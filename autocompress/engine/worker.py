@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The cores a local trial may use: Ray starts its workers off the measured cores (RayExecutor), trials widen back.
+TRIAL_CORES_ENV = "AUTOCOMPRESS_TRIAL_CORES"
 FAULTS_ENV = "AUTOCOMPRESS_FAULTS"  # fault injection for tests of the driver, e.g. "2:raise,3:exit-once,4:hang"
 
 
@@ -91,6 +93,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
 
     phases: dict[str, float] = {}
     started = time.time()
+    use_trial_cores()
     _inject_fault(job)
     torch.set_num_threads(job.threads)
     recipe, target = Recipe.from_dict(job.recipe), TargetSpec.from_dict(job.target)
@@ -104,12 +107,15 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     ctx.metrics = {}
 
     def train(directory: Path) -> None:
-        save_student(build_student(training, ctx), ctx.tokenizer, directory / "student", training)
+        student = build_student(training, ctx)  # its heavy steps pause for measurements one by one
+        with background_work():
+            save_student(student, ctx.tokenizer, directory / "student", training)
         (directory / "build.json").write_text(json.dumps(ctx.metrics, default=str))
 
     with _phase(phases, "student"):
         entry = study_cache.get_or_build("students", key, train)
-        student = load_student(entry.path / "student")
+        with background_work():
+            student = load_student(entry.path / "student")
     metrics = {"student": json.loads((entry.path / "build.json").read_text()), "student_cached": entry.hit}
     artifact = Path(job.study_dir) / "artifacts" / recipe.id
     fp32 = None
@@ -144,6 +150,13 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         metrics=metrics,
         worker={"host": socket.gethostname(), "pid": os.getpid(), "started": started, "ended": time.time()},
     )
+
+
+def use_trial_cores() -> None:
+    """Widen this worker back to every core of the machine (it was started with Ray's restricted affinity)."""
+    cores = os.environ.get(TRIAL_CORES_ENV)
+    if cores:
+        os.sched_setaffinity(0, {int(core) for core in cores.split(",")})
 
 
 def _inject_fault(job: TrialJob) -> None:
