@@ -40,7 +40,11 @@ def add_commands(sub: Any) -> None:
     se.add_argument("--trial-timeout", type=float, help="seconds after which a trial is stopped and marked failed")
     se.add_argument("--max-bleu-drop", type=float, default=1.0, help="BLEU below the teacher allowed (default 1.0)")
     se.add_argument("--no-constraint", action="store_true", help="no BLEU constraint on the selection")
-    se.add_argument("--select", default="fastest", help="fastest (default), smallest, knee or best-bleu")
+    se.add_argument(
+        "--select",
+        default="fastest",
+        help="fastest (default; p50s within 3 %% of the fastest tie, the smaller wins), smallest, knee or best-bleu",
+    )
     se.add_argument("--json", action="store_true", help="a JSON summary on stdout (the human table goes to stderr)")
     se.set_defaults(func=cmd_search)
 

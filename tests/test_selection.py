@@ -61,3 +61,25 @@ def test_no_candidate_when_every_trial_violates() -> None:
 def test_pareto_front_holds_feasible_trials_once_each() -> None:
     front = pareto_trials(_study())
     assert [t.number for t in front] == [0, 1, 2]  # trial 3 violates; the duplicate of 1 is not listed twice
+
+
+def test_fastest_breaks_a_latency_tie_by_size() -> None:
+    """Within the measurement's resolution of the fastest, the smaller artifact wins; beyond it, speed does."""
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    # (bleu, latency, size): 1 is 1.3 % slower than 0 but 2.4x smaller; 2 is 10 % faster than 0 and largest
+    for i, (bleu, latency, size) in enumerate([(20.6, 6.12, 21.6), (20.9, 6.20, 8.7), (20.0, 5.50, 30.0)]):
+        study.add_trial(
+            create_trial(
+                state=TrialState.COMPLETE,
+                values=[bleu, latency, 100.0],
+                user_attrs={"values": {"bleu": bleu, "latency_p50_ms": latency, "size_mb": size}, "recipe_id": f"r{i}"},
+                system_attrs={"constraints:bleu_drop": -1.0},
+            )
+        )
+    chosen = select(study, "fastest")
+    assert chosen is not None and chosen.number == 2
+    study_without_2 = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    for trial in study.trials[:2]:
+        study_without_2.add_trial(trial)
+    chosen = select(study_without_2, "fastest")
+    assert chosen is not None and chosen.number == 1

@@ -9,6 +9,9 @@ from optuna.trial import FrozenTrial
 from autocompress.report.tables import feasible, measured_trials
 
 RULES = ("fastest", "smallest", "knee", "best-bleu")
+# p50 latencies this close to the fastest are a tie: re-measuring an artifact moves its p50 by about this much
+# (benchmarks/fidelity.py), so which of them measured fastest is chance. The tie goes to the smaller artifact.
+LATENCY_TIE = 0.03
 
 
 def select(study: optuna.Study, rule: str) -> FrozenTrial | None:
@@ -18,7 +21,9 @@ def select(study: optuna.Study, rule: str) -> FrozenTrial | None:
         return None
     values = {t.number: t.user_attrs["values"] for t in candidates}
     if rule == "fastest":
-        return min(candidates, key=lambda t: (values[t.number]["latency_p50_ms"], -values[t.number]["bleu"]))
+        fastest = min(values[t.number]["latency_p50_ms"] for t in candidates)
+        tied = [t for t in candidates if values[t.number]["latency_p50_ms"] <= fastest * (1 + LATENCY_TIE)]
+        return min(tied, key=lambda t: (values[t.number]["size_mb"], -values[t.number]["bleu"]))
     if rule == "smallest":
         return min(candidates, key=lambda t: (values[t.number]["size_mb"], -values[t.number]["bleu"]))
     if rule == "best-bleu":
