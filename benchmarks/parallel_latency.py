@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="parallel runs; serial runs before, between and after")
     parser.add_argument("--out", type=Path, default=RESULTS / "parallel_latency.json")
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2: the control compares inner serial runs with the first and last")
     work = Path(tempfile.mkdtemp(prefix="parallel-latency-"))
     (work / "precision.yaml").write_text(PRECISION_ONLY)
     common = {"space": str(work / "precision.yaml"), "seed": 0, "max_bleu_drop": None, "quiet": True}
