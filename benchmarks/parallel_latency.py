@@ -4,13 +4,15 @@ two workers (while the other worker distils a student), side by side.
 All studies draw from one space in which every recipe keeps the teacher's weights and only the runtime and precision
 vary (so every run measures the same artifacts); during the parallel run a distillation (another trial's training, in
 its own process, pausing for measurements as trials do) runs as well. The seed is the same, so the runs suggest the
-same first recipes. Serial and parallel runs alternate (S P S P S P S with the default --rounds 3), so slow phases
+same first recipes. Serial and parallel runs alternate (S P S … P S: --rounds parallel runs, default 6), so slow phases
 of a shared machine fall on both kinds; per recipe measured by every run, the median of the parallel runs is compared
-with the median of the serial runs. The control compares serial runs with serial runs the same way (the median of the
-inner ones against the median of the first and last): how far this machine's own re-measurements drift with nothing
-else running. Writes results/parallel_latency.json.
+with the median of the serial runs, with a bootstrap 95 % interval (runs resampled with replacement): on a shared VM
+a memory-bound artifact's re-measurements drift 5-8 % over minutes (results/fidelity.json), so one pair of runs cannot
+resolve a 5 % effect and more rounds narrow the interval. The control compares serial runs with serial runs the same
+way (the median of the inner ones against the median of the first and last): how far this machine's own
+re-measurements drift with nothing else running. Writes results/parallel_latency.json.
 
-    python benchmarks/parallel_latency.py [--budget 6] [--rounds 3]
+    python benchmarks/parallel_latency.py [--budget 6] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,15 +55,27 @@ build_student(Recipe.make([("layers", {"decoder_layers": 1}), ("distill", {"step
 """
 
 
-def latencies(study_dir: Path) -> dict[str, float]:
+def latencies(study_dir: Path, labels: dict[str, str]) -> dict[str, float]:
+    """p50 per recipe measured by the study; `labels` gets each recipe's runtime and dtype (e.g. "onnxruntime int8")."""
     import optuna
 
     study = optuna.load_study(study_name=study_dir.name, storage=f"sqlite:///{study_dir / 'study.db'}")
-    return {
-        t.user_attrs["recipe_id"]: t.user_attrs["values"]["latency_p50_ms"]
-        for t in study.trials
-        if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs
-    }
+    found = {}
+    for t in study.trials:
+        if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs:
+            precision = next(p["params"] for p in t.user_attrs["recipe"]["passes"] if p["name"] == "precision")
+            labels[t.user_attrs["recipe_id"]] = f"{precision['runtime']} {precision['dtype']}"
+            found[t.user_attrs["recipe_id"]] = t.user_attrs["values"]["latency_p50_ms"]
+    return found
+
+
+def bootstrap_interval(serial: list[float], parallel: list[float], draws: int = 10_000) -> tuple[float, float]:
+    """95 % interval of median(parallel) / median(serial), resampling each kind of run with replacement."""
+    rng = np.random.default_rng(0)
+    s = np.median(rng.choice(serial, (draws, len(serial))), axis=1)
+    p = np.median(rng.choice(parallel, (draws, len(parallel))), axis=1)
+    low, high = np.percentile(p / s, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def main() -> None:
@@ -68,7 +83,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="6")
-    parser.add_argument("--rounds", type=int, default=3, help="parallel runs; serial runs before, between and after")
+    parser.add_argument("--rounds", type=int, default=6, help="parallel runs; serial runs before, between and after")
     parser.add_argument("--out", type=Path, default=RESULTS / "parallel_latency.json")
     args = parser.parse_args()
     if args.rounds < 2:
@@ -77,18 +92,21 @@ def main() -> None:
     (work / "precision.yaml").write_text(PRECISION_ONLY)
     common = {"space": str(work / "precision.yaml"), "seed": 0, "max_bleu_drop": None, "quiet": True}
     serial, parallel = [], []
+    labels: dict[str, str] = {}
     for run in range(2 * args.rounds + 1):
-        out = work / f"run-{run}"
+        out, started = work / f"run-{run}", time.monotonic()
         if run % 2 == 0:
             autocompress.search("demo", args.budget, workers=1, out=out, **common)
-            serial.append(latencies(out))
-            continue
-        trainer = subprocess.Popen([sys.executable, "-c", TRAINER])
-        try:
-            autocompress.search("demo", args.budget, workers=2, out=out, **common)
-        finally:
-            trainer.kill()
-        parallel.append(latencies(out))
+            serial.append(latencies(out, labels))
+        else:
+            trainer = subprocess.Popen([sys.executable, "-c", TRAINER])
+            try:
+                autocompress.search("demo", args.budget, workers=2, out=out, **common)
+            finally:
+                trainer.kill()
+            parallel.append(latencies(out, labels))
+        kind = "parallel" if run % 2 else "serial"
+        print(f"run {run + 1}/{2 * args.rounds + 1} ({kind}): {time.monotonic() - started:.0f} s", flush=True)
     shared = sorted(set.intersection(*(set(run) for run in serial + parallel)))
     rows = []
     for r in shared:
@@ -96,18 +114,23 @@ def main() -> None:
         rows.append(
             {
                 "recipe": r,
+                "artifact": labels[r],
                 "serial_ms": s,
                 "parallel_ms": p,
                 "ratio": float(np.median(p) / np.median(s)),
+                "ratio_95": bootstrap_interval(s, p),
                 # serial runs in the parallel runs' place: how far the machine alone drifts between runs
                 "control_ratio": float(np.median(s[1:-1]) / np.median([s[0], s[-1]])),
             }
         )
-    print(f"{'recipe':18} {'serial runs ms':>26} {'parallel runs ms':>20} {'parallel/serial':>16} {'control':>8}")
+    header = f"{'artifact':18} {'serial ms (median)':>18} {'parallel ms (median)':>20} {'parallel/serial [95 %]':>24}"
+    print(f"{header} {'control':>8}")
     for row in rows:
-        serial_ms = " ".join(f"{v:6.2f}" for v in row["serial_ms"])
-        parallel_ms = " ".join(f"{v:6.2f}" for v in row["parallel_ms"])
-        print(f"{row['recipe']:18} {serial_ms:>26} {parallel_ms:>20} {row['ratio']:16.3f} {row['control_ratio']:8.3f}")
+        low, high = row["ratio_95"]
+        print(
+            f"{row['artifact']:18} {np.median(row['serial_ms']):18.2f} {np.median(row['parallel_ms']):20.2f} "
+            f"{row['ratio']:9.3f} [{low:.3f}, {high:.3f}] {row['control_ratio']:8.3f}"
+        )
     ratios, controls = [row["ratio"] for row in rows], [row["control_ratio"] for row in rows]
     worst = max(abs(r - 1) for r in ratios) if ratios else float("nan")
     worst_control = max(abs(r - 1) for r in controls) if controls else float("nan")
