@@ -5,12 +5,13 @@ All studies draw from one space in which every recipe keeps the teacher's weight
 vary (so every run measures the same artifacts); during the parallel run a distillation (another trial's training, in
 its own process, pausing for measurements as trials do) runs as well. The seed is the same, so the runs suggest the
 same first recipes. Serial and parallel runs alternate (S P S … P S: --rounds parallel runs, default 12, about 40
-minutes on 2 cores), so slow phases of a shared machine fall on both kinds; per recipe measured by every run, the median of the parallel runs is compared
-with the median of the serial runs, with a bootstrap 95 % interval (runs resampled with replacement): on a shared VM
-a memory-bound artifact's re-measurements drift 5-8 % over minutes (results/fidelity.json), so one pair of runs cannot
-resolve a 5 % effect and more rounds narrow the interval. The control compares serial runs with serial runs the same
-way (the median of the inner ones against the median of the first and last): how far this machine's own
-re-measurements drift with nothing else running. Writes results/parallel_latency.json.
+minutes on 2 cores), so slow phases of a shared machine fall on both kinds; per recipe measured by every run, the
+median of the parallel runs is compared with the median of the serial runs, with a bootstrap 95 % interval (runs
+resampled with replacement): on a shared VM a memory-bound artifact's re-measurements drift 5-8 % over minutes
+(results/fidelity.json), so a few pairs of runs cannot resolve a 5 % effect and more rounds narrow the interval.
+The control compares serial runs with serial runs the same way (the median of the inner ones against the median of
+the first and last): how far this machine's own re-measurements drift with nothing else running. Writes
+results/parallel_latency.json.
 
     python benchmarks/parallel_latency.py [--budget 6] [--rounds 12]
 """
