@@ -96,7 +96,8 @@ def main() -> None:
     labels: dict[str, str] = {}
     for run in range(2 * args.rounds + 1):
         out, started = work / f"run-{run}", time.monotonic()
-        if run % 2 == 0:
+        kind = "parallel" if run % 2 else "serial"
+        if kind == "serial":
             autocompress.search("demo", args.budget, workers=1, out=out, **common)
             serial.append(latencies(out, labels))
         else:
@@ -106,7 +107,6 @@ def main() -> None:
             finally:
                 trainer.kill()
             parallel.append(latencies(out, labels))
-        kind = "parallel" if run % 2 else "serial"
         print(f"run {run + 1}/{2 * args.rounds + 1} ({kind}): {time.monotonic() - started:.0f} s", flush=True)
     shared = sorted(set.intersection(*(set(run) for run in serial + parallel)))
     rows = []
