@@ -32,7 +32,8 @@ passes:
     decoder_layers: {layers}
   distill:
     method: finetune
-    steps: 3
+    steps: {steps}
+    lr: {lr}
     max_tokens: 200
 """
 
@@ -44,14 +45,16 @@ def setup(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
         rows = (f"{s}\t{r}" for s, r in zip(corpus.sources, corpus.references, strict=True))
         (work / f"{name}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     spaces = {
-        "wide": SPACE.format(
+        "wide": dict(
             runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers="{int: [1, 2]}"
         ),
-        "two": SPACE.format(runtime="onnxruntime", dtype="{choice: [fp32, int8]}", layers=1),
-        "four": SPACE.format(runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers=1),
+        "two": dict(runtime="onnxruntime", dtype="{choice: [fp32, int8]}", layers=1),
+        "four": dict(runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers=1),
+        # Every trial trains its own student for seconds, so a signal sent while one runs finds it still running.
+        "slow": dict(runtime="onnxruntime", dtype="int8", layers=1, steps=300, lr="{float: [1.0e-4, 1.0e-3]}"),
     }
-    for name, text in spaces.items():
-        (work / f"{name}.yaml").write_text(text)
+    for name, fields in spaces.items():
+        (work / f"{name}.yaml").write_text(SPACE.format(**{"steps": 3, "lr": 1.0e-3, **fields}))
     return {"model": str(tiny_models["marian"]), "work": work}
 
 
@@ -266,7 +269,7 @@ def test_an_output_directory_holding_another_study_is_refused_untouched(setup: d
 def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(setup: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "c"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autocompress", *_cli_args(setup, out, "--budget", "8", "--json")],
+        [sys.executable, "-m", "autocompress", *_cli_args(setup, out, "--budget", "8", "--json", space="slow")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

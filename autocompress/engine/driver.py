@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from autocompress.engine.config import SearchConfig
 from autocompress.engine.executor import Finished, RayExecutor
 from autocompress.engine.progress import Progress
+from autocompress.engine.stop import StopRequested, StopSignals
 from autocompress.engine.study import CONSTRAINT, OBJECTIVES, recover_cut_off
 from autocompress.engine.worker import TrialJob
 from autocompress.errors import UserInputError
@@ -54,18 +55,6 @@ def model_info(spec: str) -> ModelInfo:
     return ModelInfo(config.model_type, {"encoder": int(encoder), "decoder": int(decoder)})
 
 
-def stop_on_term() -> None:
-    """SIGTERM (a CI job cancelled, `kill`) stops the search as Ctrl-C does: finished trials kept, outputs written."""
-    import signal
-    import threading
-
-    def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
-
-
 def check_space(space: SearchSpace, info: ModelInfo, device: str) -> None:
     """Draw recipes from the space before any work, so that an impossible space fails now, with its reason."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -87,6 +76,7 @@ class Driver:
     trials: dict[int, optuna.Trial] = field(default_factory=dict)
     failed_in_a_row: int = 0
     duplicates_in_a_row: int = 0
+    stop: StopSignals = field(default_factory=StopSignals)
 
     def run(self) -> None:
         recovered = recover_cut_off(self.study)
@@ -95,16 +85,17 @@ class Driver:
         c = self.config
         measured = c.target.measured_cores() if c.target.device == "cpu" else ()
         self.executor = RayExecutor(c.address, c.trial_cpus(), c.trial_gpus(), measured)
-        stop_on_term()
         try:
-            self._baseline()
-            self._loop()
-        except KeyboardInterrupt:
-            self.progress.log("Ctrl-C: stopping; finished trials are kept")
-            self.executor.cancel_all(STOPPED)
-            # Every trial asked and not told: running, waiting on a twin, or asked a moment before the signal.
-            for number in list(self.trials):
-                self._tell_failed(number, STOPPED, requeue=True)
+            with self.stop:
+                try:
+                    self._baseline()
+                    self._loop()
+                except StopRequested:
+                    self.progress.log("Ctrl-C: stopping; finished trials are kept")
+                    self.executor.cancel_all(STOPPED)
+                    # Every trial asked and not told: running, waiting on a twin, or asked a moment before the signal.
+                    for number in list(self.trials):
+                        self._tell_failed(number, STOPPED, requeue=True)
         finally:
             self.executor.shutdown()
             self.progress.close()
@@ -134,6 +125,7 @@ class Driver:
         self.executor.submit(self.job(-1, recipe))
         done: list[Finished] = []
         while not done:
+            self.stop.check()
             done = self.executor.collect(1.0, self.config.trial_timeout)
         finished = done[0]
         if finished.outcome is None:
@@ -156,6 +148,7 @@ class Driver:
         assert self.executor is not None
         budget, workers = self.config.budget, self.config.workers
         while True:
+            self.stop.check()
             running, completed = len(self.executor.running), self.completed()
             spent = budget.spent(completed, self.started)
             room = budget.trials is None or completed + running < budget.trials
