@@ -4,7 +4,7 @@ two workers (while the other worker distils a student), side by side.
 All studies draw from one space in which every recipe keeps the teacher's weights and only the runtime and precision
 vary (so every run measures the same artifacts); during the parallel run a distillation (another trial's training, in
 its own process, pausing for measurements as trials do) runs as well. The seed is the same, so the runs suggest the
-same first recipes. Serial and parallel runs alternate (S P S … P S: --rounds parallel runs, default 12, 40-50
+same first recipes. Serial and parallel runs alternate (S P S … P S: --rounds parallel runs, default 12, 25-50
 minutes on 2 cores), so slow phases of a shared machine fall on both kinds; per recipe measured by every run, the
 median of the parallel runs is compared with the median of the serial runs, with a bootstrap 95 % interval (runs
 resampled with replacement): on a shared VM a memory-bound artifact's re-measurements drift 5-8 % over minutes
