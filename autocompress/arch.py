@@ -139,5 +139,13 @@ def generate_kwargs(model: nn.Module) -> dict[str, object]:
     if family(model) == "t5" and model.config.num_decoder_layers > model.config.num_layers:
         from transformers import DynamicCache, EncoderDecoderCache
 
-        return {"past_key_values": EncoderDecoderCache(DynamicCache(), DynamicCache())}
+        return {cache_name(model): EncoderDecoderCache(DynamicCache(), DynamicCache())}
     return {}
+
+
+def cache_name(model: nn.Module) -> str:
+    """The name of the KV cache, as forward()'s argument and as the output's field, in this transformers release:
+    5.24 renamed `past_key_values` to `cache` (the old name is deprecated until 5.40)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

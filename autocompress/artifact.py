@@ -44,7 +44,8 @@ def build_artifact(
     shutil.rmtree(staging, ignore_errors=True)
     with background_work():
         if config["runtime"] == "ctranslate2":
-            export_ctranslate2(student, tokenizer, staging, quantization=CT2_QUANTIZATION[config["dtype"]])
+            quantization = CT2_QUANTIZATION[config["dtype"]]
+            export_ctranslate2(student, tokenizer, staging, quantization=quantization, task=recipe.task)
         else:
             assert fp32_dir is not None, "onnxruntime artifacts start from the student's fp32 export"
             readers = None

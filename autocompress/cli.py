@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autocompress.cli_search import add_commands
+from autocompress.cli_search import add_commands, add_task_options, task_options
 from autocompress.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -35,24 +35,22 @@ def _corpus(args: argparse.Namespace) -> ParallelCorpus:
     return data.load_demo(args.split)
 
 
+def _name(spec: str) -> str:
+    return spec if spec == "demo" else str(Path(spec))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from autocompress.evaluate_bleu import score_translations
-    from autocompress.models import load_model
-    from autocompress.translate import translate_texts
+    from autocompress.translate import open_translator
 
     corpus = _corpus(args).head(args.limit)
-    loaded = load_model(args.model)
-    hyps = translate_texts(
-        loaded.model,
-        loaded.tokenizer,
-        list(corpus.sources),
-        beam=args.beam,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
+    translator = open_translator(args.model, task_options(args))
+    hyps = translator.translate(
+        list(corpus.sources), batch_size=args.batch_size, max_length=args.max_length, beam=args.beam
     )
     bleu, chrf = score_translations(hyps, list(corpus.references))
     result = {
-        "model": loaded.name,
+        "model": _name(args.model),
         "data": corpus.name,
         "sentences": len(corpus),
         "beam": args.beam,
@@ -65,21 +63,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         decoding = "greedy" if args.beam == 1 else f"beam {args.beam}"
-        print(f"{loaded.name} on {corpus.name} ({len(corpus)} sentences, {decoding})")
+        print(f"{_name(args.model)} on {corpus.name} ({len(corpus)} sentences, {decoding})")
         print(f"BLEU {bleu.score:.2f}  {bleu.signature}")
         print(f"chrF {chrf.score:.2f}  {chrf.signature}")
     return 0
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from autocompress.models import load_model
-    from autocompress.translate import translate_texts
+    from autocompress.translate import open_translator
 
-    loaded = load_model(args.model)
+    translator = open_translator(args.model, task_options(args))
     lines = [line.rstrip("\n") for line in sys.stdin]
-    hyps = translate_texts(
-        loaded.model, loaded.tokenizer, lines, beam=args.beam, batch_size=args.batch_size, max_length=args.max_length
-    )
+    hyps = translator.translate(lines, batch_size=args.batch_size, max_length=args.max_length, beam=args.beam)
     sys.stdout.writelines(h + "\n" for h in hyps)
     return 0
 
@@ -117,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)
 
     def model_and_decoding(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", default="demo", help="a save_pretrained directory, or 'demo' (default)")
+        p.add_argument(
+            "--model",
+            default="demo",
+            help="'demo' (default), a save_pretrained directory, or an exported artifact (a search's best/)",
+        )
+        add_task_options(p)
         p.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy (default)")
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--max-length", type=int, default=256, help="maximum new tokens per sentence")

@@ -18,6 +18,7 @@ def add_commands(sub: Any) -> None:
     se.add_argument("--train", default="demo:train", help="training data: demo:train or a source<TAB>reference file")
     se.add_argument("--dev", default="demo:dev", help="dev set scored for BLEU: demo:dev or a TSV file")
     se.add_argument("--dev-sentences", type=int, help="score only the first N dev sentences")
+    add_task_options(se)
     se.add_argument(
         "--budget", action="append", help="completed trials (20), wall time (90m, 2h) or both (20,2h); default 20"
     )
@@ -61,6 +62,18 @@ def add_commands(sub: Any) -> None:
     re.set_defaults(func=cmd_report)
 
 
+def task_options(args: argparse.Namespace) -> dict[str, str]:
+    """--source-prefix, --source-lang, --target-lang as given (None: the model's own; autocompress.task)."""
+    given = {name: getattr(args, name, None) for name in ("source_prefix", "source_lang", "target_lang")}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def add_task_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source-prefix", help="text put before every source (T5: 'translate English to Spanish: ')")
+    p.add_argument("--source-lang", help="source language code (MBart-50 en_XX, M2M100 en, NLLB eng_Latn)")
+    p.add_argument("--target-lang", help="target language code (default: the model's or its tokenizer's)")
+
+
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_dir", type=Path, help="the study's output directory (results/<study>)")
     p.add_argument("--storage", help="the Optuna RDB URL, when the study is not in the directory's study.db")
@@ -99,6 +112,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         trial_timeout=args.trial_timeout,
         max_bleu_drop=None if args.no_constraint else args.max_bleu_drop,
         select=args.select,
+        source_prefix=args.source_prefix,
+        source_lang=args.source_lang,
+        target_lang=args.target_lang,
     )
     result = run_search(config)
     summary = result.summary()

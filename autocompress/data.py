@@ -21,6 +21,12 @@ class ParallelCorpus:
     def __len__(self) -> int:
         return len(self.sources)
 
+    def with_source_prefix(self, prefix: str) -> ParallelCorpus:
+        """The sources as the model reads them (a T5 task prefix, a >>es<< target token); references unchanged."""
+        if not prefix:
+            return self
+        return ParallelCorpus(self.name, tuple(prefix + s for s in self.sources), self.references)
+
     def head(self, n: int | None) -> ParallelCorpus:
         if n is None or n >= len(self):
             return self

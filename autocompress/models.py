@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autocompress.errors import UserInputError
+from autocompress.task import Task, bind, resolve_task
 
 DEMO_MODEL = Path(__file__).resolve().parent / "demo" / "teacher"
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "source.spm", "spiece.model", "sentencepiece.bpe.model")
+
+
+ARTIFACT_FILE = "artifact.json"  # an exported artifact (autocompress.export): translate/evaluate open it directly
 
 
 @dataclass
@@ -18,6 +23,11 @@ class LoadedModel:
     path: Path
     model: object  # transformers PreTrainedModel (imported lazily: the CLI's error paths must stay fast)
     tokenizer: object
+    task: Task  # bound to the model and tokenizer: generate() and save_pretrained follow it
+
+
+def is_artifact(spec: str) -> bool:
+    return spec != "demo" and (Path(spec) / ARTIFACT_FILE).is_file()
 
 
 def resolve_model_dir(spec: str) -> Path:
@@ -33,6 +43,11 @@ def resolve_model_dir(spec: str) -> Path:
         raise UserInputError(f"model directory {path} does not exist: give a save_pretrained directory or 'demo'")
     if not path.is_dir():
         raise UserInputError(f"model {path} is a file: give the directory written by save_pretrained")
+    if (path / ARTIFACT_FILE).is_file():
+        raise UserInputError(
+            f"{path} is an exported artifact (ONNX or CTranslate2): translate and evaluate take it; compressing starts "
+            "from the save_pretrained teacher"
+        )
     config_file = path / "config.json"
     try:
         config = json.loads(config_file.read_text())
@@ -51,22 +66,55 @@ def resolve_model_dir(spec: str) -> Path:
     return path
 
 
-def load_model(spec: str, dtype: str = "float32") -> LoadedModel:
-    import torch
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from autocompress.student import STRUCTURE_FILE, load_student
+def load_tokenizer(path: Path) -> Any:
+    from autocompress.runtime.base import load_tokenizer as load_any
     from autocompress.teacher.tokenizer import load_demo_tokenizer
 
-    path = resolve_model_dir(spec)
     try:
-        tokenizer = load_demo_tokenizer(path) if path == DEMO_MODEL else AutoTokenizer.from_pretrained(path)
+        return load_demo_tokenizer(path) if path == DEMO_MODEL else load_any(path)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserInputError(f"cannot load the tokenizer of {path}: {_first_line(err)}") from None
+
+
+def model_task(spec: str, options: Task | dict[str, Any] | None = None) -> Task:
+    """The model's task (autocompress.task) without loading its weights: the driver's view."""
+    from transformers import AutoConfig, GenerationConfig
+
+    path = resolve_model_dir(spec)
+    config = AutoConfig.from_pretrained(path)
+    try:
+        generation = GenerationConfig.from_pretrained(path)
+    except OSError:  # no generation_config.json: the config holds the generation settings
+        generation = None
+    return _resolve(config, generation, load_tokenizer(path), options)
+
+
+def _resolve(config: Any, generation: Any, tokenizer: Any, options: Task | dict[str, Any] | None) -> Task:
+    given = options.to_dict() if isinstance(options, Task) else dict(options or {})
+    return resolve_task(config.model_type, config, generation, tokenizer, **given)
+
+
+def load_model(spec: str, dtype: str = "float32", task: Task | dict[str, Any] | None = None) -> LoadedModel:
+    """The model and tokenizer with the task bound: `task` gives options (prefix, languages) over the model's own."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+
+    from autocompress.student import STRUCTURE_FILE, load_student
+
+    path = resolve_model_dir(spec)
+    tokenizer = load_tokenizer(path)
+    try:
         if (path / STRUCTURE_FILE).exists():  # a pruned student: its shapes are not all in its config
             model = load_student(path).to(getattr(torch, dtype))
         else:
             model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=getattr(torch, dtype))
     except (OSError, ValueError, KeyError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserInputError(f"cannot load model from {path}: {first_line}") from None
+        raise UserInputError(f"cannot load model from {path}: {_first_line(err)}") from None
     model.eval()
-    return LoadedModel("demo" if spec == "demo" else str(path), path, model, tokenizer)
+    resolved = _resolve(model.config, model.generation_config, tokenizer, task)
+    bind(resolved, model, tokenizer)
+    return LoadedModel("demo" if spec == "demo" else str(path), path, model, tokenizer, resolved)
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

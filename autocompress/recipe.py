@@ -1,18 +1,20 @@
 """A recipe: the ordered pass configs that turn the teacher into one student. Frozen, versioned, content-hashed.
 
 The hash is taken over the canonical form (every parameter present, defaults filled in, keys sorted), so two recipes
-that build the same student have the same id however they were written.
+that build the same student have the same id however they were written. The task (source prefix, language pair;
+autocompress.task) is part of it where the model has one: the same passes on another task make another student.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from autocompress.passes import PASSES, STAGE_ORDER
 from autocompress.passes.base import RecipeError
+from autocompress.task import Task
 
 RECIPE_VERSION = 1
 
@@ -49,6 +51,7 @@ class Recipe:
     passes: tuple[PassConfig, ...] = ()
     seed: int = 0
     version: int = RECIPE_VERSION
+    task: Task = field(default_factory=Task)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.passes]
@@ -61,18 +64,26 @@ class Recipe:
             raise RecipeError(f"recipe passes {names} are out of order: stages run {order}")
 
     @classmethod
-    def make(cls, passes: list[tuple[str, dict[str, Any]]] | None = None, seed: int = 0) -> Recipe:
-        return cls(tuple(PassConfig.make(name, params) for name, params in passes or []), seed)
+    def make(
+        cls, passes: list[tuple[str, dict[str, Any]]] | None = None, seed: int = 0, task: Task | None = None
+    ) -> Recipe:
+        return cls(tuple(PassConfig.make(name, params) for name, params in passes or []), seed, task=task or Task())
+
+    def without(self, name: str) -> Recipe:
+        return Recipe(tuple(p for p in self.passes if p.name != name), self.seed, self.version, self.task)
 
     def get(self, name: str) -> PassConfig | None:
         return next((p for p in self.passes if p.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "version": self.version,
             "seed": self.seed,
             "passes": [{"name": p.name, "params": p.as_dict()} for p in self.passes],
         }
+        if self.task.to_dict():  # absent where there is none, so that such recipes keep the ids they always had
+            found["task"] = self.task.to_dict()
+        return found
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
@@ -80,7 +91,7 @@ class Recipe:
         if version != RECIPE_VERSION:
             raise RecipeError(f"recipe version {version} is not supported: this autocompress reads {RECIPE_VERSION}")
         passes = tuple(PassConfig.make(p["name"], p.get("params", {})) for p in data.get("passes", []))
-        return cls(passes, int(data.get("seed", 0)))
+        return cls(passes, int(data.get("seed", 0)), task=Task.from_dict(data.get("task")))
 
     @property
     def id(self) -> str:

@@ -33,6 +33,7 @@ from autocompress.passes import PASSES, STAGE_ORDER
 from autocompress.passes.base import Param
 from autocompress.passes.precision import valid_dtypes
 from autocompress.recipe import Recipe
+from autocompress.task import Task
 
 if TYPE_CHECKING:
     import optuna
@@ -163,7 +164,13 @@ def _check(where: str, param: Param, value: Any) -> None:
 
 
 def suggest_recipe(
-    trial: optuna.Trial, space: SearchSpace, teacher_layers: dict[str, int], device: str, family: str, seed: int = 0
+    trial: optuna.Trial,
+    space: SearchSpace,
+    teacher_layers: dict[str, int],
+    device: str,
+    family: str,
+    seed: int = 0,
+    task: Task | None = None,
 ) -> Recipe:
     """Define-by-run: ask the trial for each dimension that matters given the choices made before it."""
     chosen: dict[str, dict[str, Any]] = {name: {} for name in PASSES}
@@ -203,7 +210,7 @@ def suggest_recipe(
         params = {k: v for k, v in chosen[name].items() if v is not None}
         if name == "precision" or (name == "distill" and structural) or _changes(name, params):
             passes.append((name, params))
-    return Recipe.make(passes, seed=seed)
+    return Recipe.make(passes, seed=seed, task=task)
 
 
 def _ask_pass(pass_name: str, chosen: dict[str, dict[str, Any]], ask: Any, skip: tuple[str, ...] = ()) -> None:

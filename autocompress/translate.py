@@ -1,13 +1,19 @@
-"""Translate with a PyTorch Hugging Face seq2seq model: batched, greedy or beam, lengths sorted to cut padding."""
+"""Translate with a PyTorch Hugging Face seq2seq model: batched, greedy or beam, lengths sorted to cut padding.
+
+`open_translator` is what `autocompress translate` and `evaluate` call: a save_pretrained directory (or 'demo') runs
+here in PyTorch, an exported artifact (ONNX or CTranslate2, what the search writes to best/) in its own runtime.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from autocompress import arch
+from autocompress.task import MAX_SOURCE_TOKENS, Task, decode, special_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -21,15 +27,18 @@ def generate_ids(
     beam: int = 1,
     batch_size: int = 32,
     max_length: int = 256,
+    task: Task | None = None,
 ) -> list[list[int]]:
     """generate()'s rows (decoder start, tokens, eos, padding) for each text, in the order given; batches are
-    formed longest first, so that padding stays small and a given batch size always groups the same sentences."""
+    formed longest first, so that padding stays small and a given batch size always groups the same sentences.
+    The task's prefix is put before each text; its languages are bound to the model and tokenizer already."""
+    texts = (task or Task()).sources(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
     out: list[list[int]] = [[] for _ in texts]
     for start in range(0, len(order), batch_size):
         ids = order[start : start + batch_size]
         enc = tokenizer(
-            [texts[i] for i in ids], return_tensors="pt", padding=True, truncation=True, max_length=max_length
+            [texts[i] for i in ids], return_tensors="pt", padding=True, truncation=True, max_length=MAX_SOURCE_TOKENS
         ).to(model.device)
         generated = model.generate(
             **enc,
@@ -44,6 +53,11 @@ def generate_ids(
     return out
 
 
+def output_special_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    generation = model.generation_config
+    return special_ids(tokenizer, (generation.forced_bos_token_id, model.config.decoder_start_token_id))
+
+
 def translate_texts(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -51,6 +65,50 @@ def translate_texts(
     beam: int = 1,
     batch_size: int = 32,
     max_length: int = 256,
+    task: Task | None = None,
 ) -> list[str]:
-    rows = generate_ids(model, tokenizer, texts, beam=beam, batch_size=batch_size, max_length=max_length)
-    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+    rows = generate_ids(model, tokenizer, texts, beam=beam, batch_size=batch_size, max_length=max_length, task=task)
+    return decode(tokenizer, rows, output_special_ids(model, tokenizer))
+
+
+class Translator(Protocol):
+    def translate(
+        self, texts: Sequence[str], batch_size: int = 32, max_length: int = 256, beam: int = 1
+    ) -> list[str]: ...
+
+
+@dataclass
+class ModelTranslator:
+    """A PyTorch model with its task, behind the runtimes' translate()."""
+
+    model: Any
+    tokenizer: Any
+    task: Task
+
+    def translate(self, texts: Sequence[str], batch_size: int = 32, max_length: int = 256, beam: int = 1) -> list[str]:
+        return translate_texts(self.model, self.tokenizer, texts, beam, batch_size, max_length, self.task)
+
+
+def open_translator(spec: str, task: dict[str, Any] | None = None, threads: int | None = None) -> Translator:
+    """'demo', a save_pretrained directory, or an exported artifact directory. `task` holds the options given
+    (source_prefix, source_lang, target_lang); an artifact keeps the task it was built for."""
+    from pathlib import Path
+
+    from autocompress.errors import UserInputError
+    from autocompress.models import is_artifact, load_model
+
+    given = {k: v for k, v in (task or {}).items() if v is not None}
+    if is_artifact(spec):
+        from autocompress.runtime import open_artifact
+
+        runtime = open_artifact(Path(spec), threads=threads)
+        built_for = runtime.task.to_dict()
+        differing = sorted(k for k, v in given.items() if built_for.get(k) != v)
+        if differing:
+            raise UserInputError(
+                f"artifact {spec} was built for {runtime.task.describe()}; --{differing[0].replace('_', '-')} cannot "
+                "change it: compress the model again with that option"
+            )
+        return runtime
+    loaded = load_model(spec, task=given)
+    return ModelTranslator(loaded.model, loaded.tokenizer, loaded.task)

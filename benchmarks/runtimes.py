@@ -124,13 +124,8 @@ def runner(system: str, path: str, threads: int) -> Callable[[list[str], int | N
         ort_runtime = OnnxSeq2Seq(Path(path), threads=threads)
 
         def run_ort(texts: list[str], forced: int | None) -> int:
-            enc = ort_runtime.tokenizer(texts, return_tensors="np", padding=True)
-            ids = ort_runtime.generate_ids(
-                enc["input_ids"].astype(np.int64),
-                enc["attention_mask"].astype(np.int64),
-                forced or 128,
-                ignore_eos=forced is not None,
-            )
+            input_ids, mask = ort_runtime.encode(texts, 512)
+            ids = ort_runtime.generate_ids(input_ids, mask, forced or 128, ignore_eos=forced is not None)
             return int((ids[:, 1:] != ort_runtime.spec["pad_token_id"]).sum())
 
         return run_ort
@@ -139,12 +134,9 @@ def runner(system: str, path: str, threads: int) -> Callable[[list[str], int | N
     ct2 = CT2Seq2Seq(Path(path), threads=threads)
 
     def run_ct2(texts: list[str], forced: int | None) -> int:
-        tokens = [ct2.tokenizer.convert_ids_to_tokens(i) for i in ct2.tokenizer(texts)["input_ids"]]
-        limits = {"min_decoding_length": forced, "max_decoding_length": forced} if forced else {}
-        results = ct2.translator.translate_batch(
-            tokens, beam_size=1, max_batch_size=len(tokens), **({"max_decoding_length": 128} | limits)
-        )
-        return sum(len(r.hypotheses[0]) for r in results)
+        input_ids, mask = ct2.encode(texts, 512)
+        rows = ct2.generate_ids(input_ids, mask, forced or 128, ignore_eos=forced is not None)
+        return sum(len(row) for row in rows)
 
     return run_ct2
 

@@ -16,14 +16,15 @@ SECTIONS = (
     ("alternatives", "python benchmarks/alternatives.py"),
     ("olive_peer", "pip install -e '.[peer]' && python benchmarks/olive_peer.py"),
     ("trial_cost", "python benchmarks/trial_cost.py"),
+    ("families", "python benchmarks/families.py"),
 )
 INTRO = """# Benchmarks
 
 Ratios measured side by side in one run on one machine. Each script prints its table and writes `<name>.md` and
 `<name>.csv` here; this page is rebuilt from those files by `python benchmarks/summary.py`.
 
-Install as the README does (`pip install torch==2.13.0 && pip install -e .`; the Olive peer also needs
-`pip install -e '.[peer]'`), then run, each in under 60 minutes on 2 CPU cores:
+Install as the README does (`pip install torch==2.13.0 && pip install -c constraints.txt -e .`; the Olive peer also
+needs `pip install -e '.[peer]'`), then run, each in under 60 minutes on 2 CPU cores:
 
 {commands}
 

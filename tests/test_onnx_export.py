@@ -159,19 +159,19 @@ def test_ctranslate2_float32_tokens_equal_pytorch(pruned: bool, tiny_models: dic
     enc = tokenizer(SENTENCES, return_tensors="pt", padding=True)
     with torch.no_grad():
         expected = model.generate(**enc, max_new_tokens=10, num_beams=1, do_sample=False)
-    tokens = [tokenizer.convert_ids_to_tokens(tokenizer(s)["input_ids"]) for s in SENTENCES]
-    got = runtime.translate_tokens(tokens, max_length=10)
+    got = runtime.generate_ids(*runtime.encode(SENTENCES), 10)
     for row, hyp in zip(expected.tolist(), got, strict=True):
         want = [t for t in row[1:] if t not in (tokenizer.pad_token_id, tokenizer.eos_token_id)]
         # generate() forces eos as its 10th token where CTranslate2 emits a 10th word: compare what both decoded
-        assert tokenizer.convert_tokens_to_ids(hyp)[: len(want)] == want
+        assert hyp[: len(want)] == want
         assert len(hyp) >= len(want)
     # Tokens of a random model hardly depend on its inputs; per-token log-probabilities of a reference do.
     batch = tokenizer(SENTENCES[:1], text_target=[REFERENCE], return_tensors="pt")
     with torch.no_grad():
         expected_lp = model(**batch).logits.log_softmax(-1).gather(-1, batch["labels"][..., None])[0, :, 0]
     target = tokenizer.convert_ids_to_tokens(batch["labels"][0].tolist())[:-1]  # CTranslate2 appends </s> itself
-    scored = runtime.translator.score_batch([tokens[0]], [target])[0].log_probs
+    source = tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
+    scored = runtime.translator.score_batch([source], [target])[0].log_probs
     np.testing.assert_allclose(scored, expected_lp.numpy(), atol=1e-4)
 
 

@@ -11,6 +11,17 @@ from autocompress.engine.stop import StopRequested, StopSignals
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_first_signal_is_deferred_to_a_safe_point_and_a_second_interrupts(signum: int) -> None:
+    # A shell starts a background job with SIGINT ignored, and StopSignals rightly keeps that choice (the test
+    # below): start from the interactive disposition, whatever started pytest.
+    interactive = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}[signum]
+    original = signal.signal(signum, interactive)
+    try:
+        _deferred_then_interrupted(signum)
+    finally:
+        signal.signal(signum, original)
+
+
+def _deferred_then_interrupted(signum: int) -> None:
     before = signal.getsignal(signum)
     with StopSignals() as stop:
         stop.check()  # nothing asked yet

@@ -123,10 +123,11 @@ def configure(
 
 def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
     from autocompress.data import load_corpus
-    from autocompress.models import resolve_model_dir
+    from autocompress.models import model_task, resolve_model_dir
 
     space = config.space or load_space("cuda" if config.target.device == "cuda" else "cpu")
     info = model_info(config.model)
+    task = model_task(config.model, config.task_options())
     check_space(space, info, config.target.device)
     for spec in (config.dev, config.train):
         load_corpus(spec)  # unreadable data fails now, not in every trial
@@ -143,6 +144,7 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
         target=config.target.to_dict(),
         objectives=list(config.objectives),
         max_bleu_drop=config.max_bleu_drop,
+        **({"task": task.to_dict()} if task.to_dict() else {}),
     )
     study = open_study(
         config.study_name,
@@ -155,9 +157,9 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
     progress.log(
         f"study {study.study_name} in {out}: budget {config.budget.describe()}, {config.workers} worker(s), "
         f"space {space.name}, sampler {config.sampler}, target {config.target.device} "
-        f"({config.target.threads} thread(s))"
+        f"({config.target.threads} thread(s))" + (f", task {task.describe()}" if task.to_dict() else "")
     )
-    Driver(dataclasses.replace(config, out=out), space, info, study, progress).run()
+    Driver(dataclasses.replace(config, out=out), space, info, study, progress, task).run()
     progress.log("writing the tables, plots and report")
     return finish(study, out, config.select, config.max_bleu_drop)
 

@@ -36,6 +36,14 @@ class SearchConfig:
     max_bleu_drop: float | None = 1.0  # against the teacher's baseline BLEU; None: no constraint
     select: str = "fastest"
     dev_sentences: int | None = None  # None: the space's evaluation.dev_sentences, else the whole dev set
+    # The model's task (autocompress.task); None: what the model and its tokenizer say.
+    source_prefix: str | None = None
+    source_lang: str | None = None
+    target_lang: str | None = None
+
+    def task_options(self) -> dict[str, str]:
+        given = {"source_prefix": self.source_prefix, "source_lang": self.source_lang, "target_lang": self.target_lang}
+        return {k: v for k, v in given.items() if v is not None}
 
     @property
     def study_name(self) -> str:

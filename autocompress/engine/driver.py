@@ -26,11 +26,12 @@ from autocompress.engine.worker import TrialJob
 from autocompress.errors import UserInputError
 from autocompress.recipe import Recipe
 from autocompress.space import SearchSpace, suggest_recipe
+from autocompress.task import Task
 
 
-def baseline_recipe(seed: int) -> Recipe:
+def baseline_recipe(seed: int, task: Task | None = None) -> Recipe:
     """The teacher as it is, exported fp32 for onnxruntime."""
-    return Recipe.make([("precision", {"runtime": "onnxruntime", "dtype": "fp32"})], seed=seed)
+    return Recipe.make([("precision", {"runtime": "onnxruntime", "dtype": "fp32"})], seed=seed, task=task)
 
 
 EXHAUSTED_AFTER = 30  # suggestions in a row that repeat measured recipes: the sampler has nothing new to offer
@@ -70,6 +71,7 @@ class Driver:
     info: ModelInfo
     study: optuna.Study
     progress: Progress
+    task: Task = field(default_factory=Task)  # resolved from the model and the options: every recipe carries it
     executor: RayExecutor | None = None
     started: float = field(default_factory=time.monotonic)
     waiting: dict[str, list[int]] = field(default_factory=dict)  # recipe id being measured → trials waiting on it
@@ -121,7 +123,7 @@ class Driver:
             return
         assert self.executor is not None
         self.progress.log("measuring the teacher (fp32 ONNX) as the baseline")
-        recipe = baseline_recipe(self.config.seed)
+        recipe = baseline_recipe(self.config.seed, self.task)
         self.executor.submit(self.job(-1, recipe))
         done: list[Finished] = []
         while not done:
@@ -174,7 +176,13 @@ class Driver:
         self.trials[trial.number] = trial
         trial.set_user_attr("driver", {"host": socket.gethostname(), "pid": os.getpid()})
         recipe = suggest_recipe(
-            trial, self.space, self.info.layers, self.config.target.device, self.info.family, seed=self.config.seed
+            trial,
+            self.space,
+            self.info.layers,
+            self.config.target.device,
+            self.info.family,
+            seed=self.config.seed,
+            task=self.task,
         )
         trial.set_user_attr("recipe_id", recipe.id)
         trial.set_user_attr("recipe", recipe.to_dict())

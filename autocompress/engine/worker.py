@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autocompress.task import Task
+
 # The cores a local trial may use: Ray starts its workers off the measured cores (RayExecutor), trials widen back.
 TRIAL_CORES_ENV = "AUTOCOMPRESS_TRIAL_CORES"
 FAULTS_ENV = "AUTOCOMPRESS_FAULTS"  # fault injection for tests of the driver, e.g. "2:raise,3:exit-once,4:hang"
@@ -48,17 +50,19 @@ class TrialOutcome:
 _LOADED: dict[tuple[str, ...], Any] = {}
 
 
-def _context(job: TrialJob) -> tuple[Any, Any]:
-    """(pass context holding the teacher, dev corpus), kept for the life of the worker process."""
-    key = (job.model, job.train, job.dev, str(job.dev_sentences), job.train_device)
+def _context(job: TrialJob, task: Task) -> tuple[Any, Any]:
+    """(pass context holding the teacher with the task bound, dev corpus), kept for the life of the worker process."""
+    key = (job.model, job.train, job.dev, str(job.dev_sentences), job.train_device, repr(task))
     if key not in _LOADED:
         from autocompress.cache import ArtifactCache
         from autocompress.data import load_corpus
         from autocompress.models import load_model
         from autocompress.passes.context import PassContext
 
-        loaded = load_model(job.model)
-        ctx = PassContext(loaded.model, loaded.tokenizer, load_corpus(job.train), ArtifactCache(), job.train_device)
+        loaded = load_model(job.model, task=task)
+        ctx = PassContext(
+            loaded.model, loaded.tokenizer, load_corpus(job.train), ArtifactCache(), job.train_device, task=loaded.task
+        )
         _LOADED[key] = (ctx, load_corpus(job.dev).head(job.dev_sentences))
     return _LOADED[key]
 
@@ -100,9 +104,9 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     precision = precision_of(recipe)
     check_target(precision, target.device)
     with _phase(phases, "load"), background_work():
-        ctx, dev = _context(job)
+        ctx, dev = _context(job, recipe.task)
     study_cache = ArtifactCache(Path(job.study_dir) / "cache")
-    training = Recipe(tuple(p for p in recipe.passes if p.name != "precision"), recipe.seed)
+    training = recipe.without("precision")
     key = {**ctx.teacher_key, "student": training.id}
     ctx.metrics = {}
 
@@ -123,7 +127,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
 
         def export(directory: Path) -> None:
             with background_work():
-                export_onnx(student, ctx.tokenizer, directory / "onnx")
+                export_onnx(student, ctx.tokenizer, directory / "onnx", task=ctx.task)
 
         with _phase(phases, "export"):  # the student's fp32 ONNX, shared by its precisions
             fp32 = study_cache.get_or_build("onnx-fp32", key, export).path / "onnx"

@@ -22,12 +22,8 @@ from autocompress.target import TargetSpec
 SUMMARIES = {"min": np.min, "median": np.median}  # TargetSpec.statistic → how repeats are summarised
 
 
-def encode(runtime: Seq2SeqRuntime, sentences: Sequence[str], max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    single = []
-    for text in sentences:
-        enc = runtime.tokenizer([text], return_tensors="np", truncation=True, max_length=max_length)
-        single.append((enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)))
-    return single
+def encode(runtime: Seq2SeqRuntime, sentences: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [runtime.encode([text]) for text in sentences]
 
 
 def measure_latency(
@@ -37,7 +33,7 @@ def measure_latency(
     sentences = list(sentences)[: target.latency_sentences]
     with exclusive(target):
         runtime = open_artifact(artifact, threads=target.threads, providers=target.providers)
-        singles = encode(runtime, sentences, target.max_length)
+        singles = encode(runtime, sentences)
         new_tokens = forced_new_tokens or target.max_length
 
         def run(batch: list[tuple[np.ndarray, np.ndarray]]) -> None:

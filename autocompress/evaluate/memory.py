@@ -19,14 +19,13 @@ from autocompress.target import TargetSpec
 
 
 def measure_memory(artifact: Path, sentences: list[str], target: TargetSpec) -> dict[str, Measurement]:
-    from autocompress.runtime.onnx_loop import load_tokenizer
+    from autocompress.runtime.base import ArtifactRuntime
 
-    tokenizer = load_tokenizer(artifact)
     batch = sentences[: max(target.batch_sizes)]
-    enc = tokenizer(batch, return_tensors="np", padding=True, truncation=True, max_length=target.max_length)
+    ids, mask = ArtifactRuntime(artifact).encode(batch)  # the tokenizer alone, no sessions
     with tempfile.TemporaryDirectory() as tmp:
-        np.save(Path(tmp) / "ids.npy", enc["input_ids"].astype(np.int64))
-        np.save(Path(tmp) / "mask.npy", enc["attention_mask"].astype(np.int64))
+        np.save(Path(tmp) / "ids.npy", ids)
+        np.save(Path(tmp) / "mask.npy", mask)
         args = [sys.executable, "-m", "autocompress.evaluate.memory", str(artifact), tmp, json.dumps(target.to_dict())]
         done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:

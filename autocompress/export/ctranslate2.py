@@ -1,10 +1,19 @@
-"""CTranslate2 export: the second deployment target, for students with one head count per stack.
+"""CTranslate2 export: the second deployment target, for Marian students with one head count per stack.
 
-Marian only for now (see export_ctranslate2). CTranslate2's own Transformers loader builds the spec from the
-in-memory student; we then give it the student's head count and per-head size (pruning keeps the teacher's head
-size, which CTranslate2 would otherwise derive as d_model / heads). Marian models whose <pad> is not the last
-vocabulary entry (the demo's is id 2) keep their whole vocabulary: the stock loader assumes OPUS-MT's layout, where
-the last row is an appended <pad>, and drops it.
+The spec is built here from the in-memory student with CTranslate2's own public pieces (the Transformer encoder and
+decoder specs, its BART loader's layer setters), not with its stock Marian loader, which is written for OPUS-MT
+models converted from Marian: it drops the last vocabulary row (OPUS-MT's appended <pad>) and starts the decoder
+from a zero vector. A model trained or fine-tuned in transformers starts its decoder from <pad>'s own embedding,
+which training through the tied output projection makes non-zero, so the stock conversion of the *unmodified*
+teacher translates differently from the teacher. Here:
+
+- every vocabulary row is kept and the decoder starts from the model's decoder start token, as transformers does;
+- the tokens generate() never emits (its suppressed and bad-words ids, <pad> in OPUS-MT models) get a -1e4 output
+  bias, so the plain `ctranslate2.Translator` never emits them either;
+- source and target vocabularies are written separately where the model has two (many OPUS-MT models), from the
+  tokenizer's source and target vocabularies;
+- each stack gets its own head count and the teacher's per-head size (a pruned student keeps the head size, which
+  CTranslate2 would otherwise derive as d_model / heads).
 """
 
 from __future__ import annotations
@@ -14,15 +23,16 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from autocompress import arch
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from autocompress.task import Task
+
 QUANTIZATIONS = ("int8", "int16", "float32", "float16", "int8_float16", "bfloat16")
 ARTIFACT_FILE = "artifact.json"
+SUPPRESSED_BIAS = -1e4  # far below any logit, and finite in float16
 
 
 class ExportError(ValueError):
@@ -41,10 +51,12 @@ def stack_heads(model: PreTrainedModel) -> dict[str, int]:
 
 
 def export_ctranslate2(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, quantization: str = "int8"
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    quantization: str = "int8",
+    task: Task | None = None,
 ) -> Path:
-    from ctranslate2.converters.converter import Converter
-
     if quantization not in QUANTIZATIONS:
         raise ExportError(
             f"CTranslate2 quantization {quantization!r} is unknown: use one of {', '.join(QUANTIZATIONS)}"
@@ -56,19 +68,12 @@ def export_ctranslate2(
     heads = stack_heads(model)
     head_dim = arch.attention_blocks(model)[0].head_dim
     student = copy.deepcopy(model).float().eval()
-    student.config.encoder_attention_heads = heads["encoder"]
-    student.config.decoder_attention_heads = heads["decoder"]
-
-    class InMemory(Converter):
-        def _load(self) -> Any:
-            spec = _loader(student)(student, tokenizer)
-            for module in _attention_specs(spec):
-                # Specs accept head_dim only in their constructor, which the stock loaders call without it;
-                # FrozenAttr refuses new attributes after construction, so go around it for this one.
-                object.__setattr__(module, "head_dim", np.dtype("int32").type(head_dim))
-            return spec
-
-    InMemory().convert(str(out_dir), quantization=quantization, force=True)
+    source, target = vocabularies(tokenizer, student)
+    spec = _marian_spec(student, tokenizer, heads, head_dim, source, target)
+    spec.validate()
+    spec.optimize(quantization=quantization)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec.save(str(out_dir))
     tokenizer.save_pretrained(out_dir)
     manifest = {
         "format": "ctranslate2",
@@ -76,47 +81,88 @@ def export_ctranslate2(
         "heads": heads,
         "head_dim": head_dim,
         "decoder_start_token_id": model.config.decoder_start_token_id,
+        "eos_token_id": model.config.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
+        "suppressed_token_ids": suppressed_ids(student),
+        "forced_eos_token_id": student.generation_config.forced_eos_token_id,
+        "separate_vocabularies": source != target,
         "family": model.config.model_type,
+        "task": task.to_dict() if task is not None else {},
     }
     (out_dir / ARTIFACT_FILE).write_text(json.dumps(manifest, indent=2))
     return out_dir
 
 
-def _loader(model: PreTrainedModel) -> Any:
-    from ctranslate2.converters import transformers as ct2
-
-    name = type(model.config).__name__
-    if name == "MarianConfig" and model.config.pad_token_id != model.config.vocab_size - 1:
-
-        class WholeVocabularyMarianLoader(ct2.MarianMTLoader):
-            def get_model_spec(self, model: Any) -> Any:
-                model.config.normalize_before = False
-                model.config.normalize_embedding = False
-                return ct2.BartLoader.get_model_spec(self, model)
-
-            def get_vocabulary(self, model: Any, tokenizer: Any) -> list[str]:
-                return ct2.BartLoader.get_vocabulary(self, model, tokenizer)
-
-            # The decoder starts from <pad>'s own (trained, non-zero) embedding, not from a zero vector as in
-            # OPUS-MT models converted from Marian.
-            def set_config(self, config: Any, model: Any, tokenizer: Any) -> None:
-                super().set_config(config, model, tokenizer)
-                config.decoder_start_token = tokenizer.pad_token
-
-            def set_decoder(self, spec: Any, decoder: Any) -> None:
-                ct2.BartLoader.set_decoder(self, spec, decoder)
-
-        return WholeVocabularyMarianLoader()
-    loader = ct2._MODEL_LOADERS.get(name)
-    if loader is None:
-        raise ExportError(f"CTranslate2 has no converter for {name}")
-    return loader
+def vocabularies(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> tuple[list[str], list[str]]:
+    """(source, target) tokens in id order, one per embedding row. A MarianTokenizer with separate vocabularies
+    keeps the target side in `target_encoder`; its get_vocab() is the source side."""
+    source_map = tokenizer.get_vocab()
+    target_map = getattr(tokenizer, "target_encoder", None) if getattr(tokenizer, "separate_vocabs", False) else None
+    rows = (model.get_input_embeddings().num_embeddings, model.get_output_embeddings().out_features)
+    source = _in_id_order(source_map, rows[0])
+    return source, _in_id_order(target_map, rows[1]) if target_map is not None else _in_id_order(source_map, rows[1])
 
 
-def _attention_specs(spec: Any) -> list[Any]:
-    found = []
-    for stack_name in ("encoder", "decoder"):
-        for layer in getattr(getattr(spec, stack_name, None), "layer", []):
-            found += [getattr(layer, attr) for attr in ("self_attention", "attention") if hasattr(layer, attr)]
-    return found
+def _in_id_order(vocabulary: dict[str, int], rows: int) -> list[str]:
+    """A token for every row: rows no token maps to (an embedding padded past the vocabulary) get placeholders."""
+    tokens = [f"<unused{i}>" for i in range(rows)]
+    for token, index in vocabulary.items():
+        if index < rows:
+            tokens[index] = token
+    return tokens
+
+
+def suppressed_ids(model: PreTrainedModel) -> list[int]:
+    """What generate() never emits for this model: suppress_tokens and single-token bad words (OPUS-MT: <pad>)."""
+    config = model.generation_config
+    bad = {ids[0] for ids in (config.bad_words_ids or []) if len(ids) == 1}
+    return sorted(bad | set(config.suppress_tokens or []))
+
+
+def _marian_spec(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    heads: dict[str, int],
+    head_dim: int,
+    source: list[str],
+    target: list[str],
+) -> Any:
+    import torch
+    from ctranslate2.converters.transformers import BartLoader
+    from ctranslate2.specs import common_spec
+    from ctranslate2.specs.transformer_spec import TransformerDecoderSpec, TransformerEncoderSpec, TransformerSpec
+
+    config = model.config
+    activations = {
+        "gelu": common_spec.Activation.GELU,
+        "gelu_python": common_spec.Activation.GELU,
+        "gelu_new": common_spec.Activation.GELUTanh,
+        "gelu_fast": common_spec.Activation.GELUTanh,
+        "relu": common_spec.Activation.RELU,
+        "silu": common_spec.Activation.SWISH,
+        "swish": common_spec.Activation.SWISH,
+    }
+    activation = activations.get(config.activation_function)
+    if activation is None:
+        raise ExportError(f"CTranslate2 has no {config.activation_function!r} activation: this model exports to ONNX")
+    shape = {"pre_norm": False, "activation": activation, "layernorm_embedding": False, "head_dim": head_dim}
+    spec = TransformerSpec(
+        TransformerEncoderSpec(config.encoder_layers, heads["encoder"], **shape),
+        TransformerDecoderSpec(config.decoder_layers, heads["decoder"], **shape),
+    )
+    loader = BartLoader()  # its setters copy BART-style layers (Marian's) into the specs
+    loader.set_encoder(spec.encoder, model.model.encoder)
+    loader.set_decoder(spec.decoder, model.model.decoder)
+    loader.set_linear(spec.decoder.projection, model.lm_head)
+    bias = getattr(model, "final_logits_bias", None)
+    bias = bias.detach().reshape(-1).clone() if bias is not None else torch.zeros(len(target))
+    bias[suppressed_ids(model)] = SUPPRESSED_BIAS
+    if bias.count_nonzero() > 0:
+        spec.decoder.projection.bias = bias.numpy()
+    spec.config.bos_token = tokenizer.bos_token or tokenizer.eos_token
+    spec.config.eos_token = tokenizer.eos_token
+    spec.config.unk_token = tokenizer.unk_token
+    spec.config.decoder_start_token = target[config.decoder_start_token_id]
+    spec.register_source_vocabulary(source)
+    spec.register_target_vocabulary(target)
+    return spec

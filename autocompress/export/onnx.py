@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from autocompress.recipe import Recipe
+    from autocompress.task import Task
 
 
 class EncoderGraph(nn.Module):
@@ -51,6 +52,7 @@ class DecoderStepGraph(nn.Module):
         super().__init__()
         self.model = model
         self.layers = len(arch.layers(model, "decoder"))
+        self.cache_name = arch.cache_name(model)
 
     def forward(
         self,
@@ -72,10 +74,10 @@ class DecoderStepGraph(nn.Module):
             decoder_input_ids=input_ids,
             encoder_outputs=(encoder_hidden_states,),
             attention_mask=encoder_attention_mask,
-            past_key_values=past,
             use_cache=True,
+            **{self.cache_name: past},
         )
-        present = out.past_key_values.self_attention_cache.layers
+        present = getattr(out, self.cache_name).self_attention_cache.layers
         return (out.logits[:, -1], *[t for layer in present for t in (layer.keys, layer.values)])
 
 
@@ -91,8 +93,10 @@ def export_onnx(
     out_dir: Path,
     recipe: Recipe | None = None,
     metrics: dict[str, Any] | None = None,
+    task: Task | None = None,
 ) -> Path:
-    """Write the two graphs and everything a runtime needs into out_dir (created; must not hold an artifact)."""
+    """Write the two graphs and everything a runtime needs into out_dir (created; must not hold an artifact).
+    `task` (prefix, languages; autocompress.task) is recorded for the runtimes, which apply it."""
     from torch.export import Dim
 
     model = _exportable(model)
@@ -162,6 +166,7 @@ def export_onnx(
         "eos_token_id": model.config.eos_token_id,
         "pad_token_id": model.config.pad_token_id,
         "decoding": decoding_rules(model),
+        "task": task.to_dict() if task is not None else {},
         "recipe": recipe.to_dict() if recipe is not None else None,
         "recipe_id": recipe.id if recipe is not None else None,
         "metrics": metrics or {},

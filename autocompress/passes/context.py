@@ -11,6 +11,7 @@ import torch
 
 from autocompress.cache import ArtifactCache, corpus_fingerprint, model_fingerprint
 from autocompress.importance import ImportanceSettings, score_importance
+from autocompress.task import Task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -30,13 +31,23 @@ class PassContext:
     teacher_translations: int = 8000  # training sources the teacher translates once, for sequence-level KD
     log: Callable[[str], object] = lambda _message: None
     importance_settings: ImportanceSettings = field(default_factory=ImportanceSettings)
+    # Bound to the teacher and tokenizer already; its prefix goes before every training source.
+    task: Task = field(default_factory=Task)
     sparsifier: Sparsifier | None = None  # set by the sparsity pass, stepped by distillation
     metrics: dict[str, Any] = field(default_factory=dict)  # what the passes measured, for the trial's record
     _importance: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @cached_property
-    def teacher_key(self) -> dict[str, str]:
-        return {"teacher": model_fingerprint(self.teacher), "data": corpus_fingerprint(self.train)}
+    def teacher_key(self) -> dict[str, Any]:
+        key: dict[str, Any] = {"teacher": model_fingerprint(self.teacher), "data": corpus_fingerprint(self.train)}
+        if self.task.to_dict():  # another prefix or language pair: other teacher translations and scores
+            key["task"] = self.task.to_dict()
+        return key
+
+    @property
+    def model_train(self) -> ParallelCorpus:
+        """The training data as the model reads it: sources with the task's prefix."""
+        return self.train.with_source_prefix(self.task.source_prefix)
 
     def cached(self, kind: str, settings: dict[str, Any], build: Callable[[], dict[str, torch.Tensor]]) -> dict:
         """A teacher-derived artifact (tensors), built once per (teacher, data, settings); hits and costs recorded."""
@@ -56,7 +67,7 @@ class PassContext:
             settings = self.importance_settings
 
             def build() -> dict[str, torch.Tensor]:
-                return score_importance(self.teacher, self.tokenizer, self.train, settings)
+                return score_importance(self.teacher, self.tokenizer, self.model_train, settings)
 
             self._importance = self.cached("importance", asdict(settings), build)
         return self._importance

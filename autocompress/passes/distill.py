@@ -135,7 +135,8 @@ def _batches(ctx: PassContext, method: str, max_tokens: int) -> Iterator[dict[st
     if "sequence" in method:
         src, tgt = teacher_translations(ctx)
     else:
-        src, tgt = encode_pairs(ctx.tokenizer, ctx.train.sources, ctx.train.references, MAX_LENGTH)
+        train = ctx.model_train
+        src, tgt = encode_pairs(ctx.tokenizer, train.sources, train.references, MAX_LENGTH)
     lengths = [max(len(s), len(t)) for s, t in zip(src, tgt, strict=True)]
     rng = random.Random(ctx.seed)
     while True:  # epochs, each in a new seeded order
@@ -148,7 +149,7 @@ def teacher_translations(ctx: PassContext) -> tuple[list[list[int]], list[list[i
     n = min(ctx.teacher_translations, len(ctx.train))
     chosen = sorted(random.Random(0).sample(range(len(ctx.train)), n))
     sources = [ctx.train.sources[i] for i in chosen]
-    src = ctx.tokenizer(sources, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    src = ctx.tokenizer(ctx.task.sources(sources), truncation=True, max_length=MAX_LENGTH)["input_ids"]
 
     def build() -> dict[str, torch.Tensor]:
         outputs = _greedy_ids(ctx, sources)
@@ -165,7 +166,7 @@ def teacher_translations(ctx: PassContext) -> tuple[list[list[int]], list[list[i
 def _greedy_ids(ctx: PassContext, sources: list[str]) -> list[list[int]]:
     from autocompress.translate import generate_ids
 
-    rows = generate_ids(ctx.teacher.eval(), ctx.tokenizer, sources, batch_size=64, max_length=MAX_LENGTH)
+    rows = generate_ids(ctx.teacher.eval(), ctx.tokenizer, sources, batch_size=64, max_length=MAX_LENGTH, task=ctx.task)
     pad, eos = ctx.tokenizer.pad_token_id, ctx.tokenizer.eos_token_id
     # The decoder start token is not a label; padding after eos is not either.
     return [[t for t in row[1:] if t != pad] or [eos] for row in rows]

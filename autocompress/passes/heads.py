@@ -9,6 +9,7 @@ the same number from every block (its own least important ones): one head count 
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -104,37 +105,47 @@ def mark_pruned(module: torch.nn.Module, origin: torch.Tensor) -> None:
 
 class PrunedT5Attention(T5Attention):
     """T5 attention with some heads removed. T5 computes one relative position bias for all of a stack's layers, with
-    the teacher's head count, in its first layer; every pruned layer passes the full bias on and uses its own rows."""
+    the teacher's head count, in its first layer; every pruned layer passes the full bias on and uses its own rows.
+
+    The arguments are found by name through T5Attention.forward's own signature, never by position: transformers
+    renames and reorders them between releases (5.24 renamed `past_key_values` to `cache`)."""
 
     kept_heads: torch.Tensor
     original_heads: int
 
-    def forward(  # type: ignore[override]
-        self,
-        hidden_states: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        key_value_states: torch.Tensor | None = None,
-        position_bias: torch.Tensor | None = None,
-        past_key_values: Any = None,
-        **kwargs: Any,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        if position_bias is None:
-            position_bias = self._full_bias(hidden_states, key_value_states, past_key_values)
-        own = position_bias.index_select(1, self.kept_heads.to(position_bias.device))
-        out, _, weights = super().forward(hidden_states, mask, key_value_states, own, past_key_values, **kwargs)
-        return out, position_bias, weights
+    def forward(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:  # type: ignore[override]
+        bound = inspect.signature(T5Attention.forward).bind(self, *args, **kwargs)
+        given = bound.arguments
+        full = given.get("position_bias")
+        if full is None:
+            full = self._full_bias(given["hidden_states"], given.get("key_value_states"), _cache_argument(given))
+        given["position_bias"] = full.index_select(1, self.kept_heads.to(full.device))
+        out = T5Attention.forward(*bound.args, **bound.kwargs)  # bound.args starts with self
+        return (out[0], full, *out[2:])
 
     def _full_bias(
-        self, hidden_states: torch.Tensor, key_value_states: torch.Tensor | None, past_key_values: Any
+        self, hidden_states: torch.Tensor, key_value_states: torch.Tensor | None, cache: Any
     ) -> torch.Tensor:
         query_length = hidden_states.shape[1]
         past = 0
         if key_value_states is not None:
             key_length = key_value_states.shape[1]
         else:
-            past = past_key_values.get_seq_length(self.layer_idx) if past_key_values is not None else 0
+            past = cache.get_seq_length(self.layer_idx) if cache is not None else 0
             key_length = past + query_length
         if self.has_relative_attention_bias:
             return self.compute_bias(query_length, key_length, hidden_states.device, past_seen_tokens=past)
         shape = (1, self.original_heads, query_length, key_length)
         return torch.zeros(shape, device=hidden_states.device, dtype=hidden_states.dtype)
+
+
+def _cache_argument(given: dict[str, Any]) -> Any:
+    """The KV cache, under the name this transformers release gives it (`cache`, or `past_key_values` before 5.24,
+    which later releases still take through **kwargs until 5.40)."""
+    extra = given.get("kwargs") or {}
+    for name in ("cache", "past_key_values"):
+        if given.get(name) is not None:
+            return given[name]
+        if extra.get(name) is not None:
+            return extra[name]
+    return None

@@ -9,6 +9,7 @@ never assumed: on the CPU of the design notes static int8 and fp16 were slower t
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -86,14 +87,40 @@ PARAMS = (
 GRAPHS = ("encoder", "decoder")
 
 
+@functools.cache
+def ct2_compute_types(device: str) -> frozenset[str] | None:
+    """What CTranslate2 runs natively on this machine's device (int16 needs an Intel CPU with MKL), or None where
+    it cannot tell (no such device here: the table above decides, and the worker asks again where it runs).
+    Asked, not assumed: given a type the device lacks, CTranslate2 silently runs another one."""
+    import ctranslate2
+
+    try:
+        return frozenset(ctranslate2.get_supported_compute_types(device))
+    except (RuntimeError, ValueError):
+        return None
+
+
 def valid_dtypes(runtime: str, device: str) -> list[str]:
-    return [dtype for dtype, devices in VALID[runtime].items() if device in devices]
+    return [dtype for dtype in VALID[runtime] if _runs(runtime, dtype, device)]
+
+
+def _runs(runtime: str, dtype: str, device: str) -> bool:
+    if device not in VALID[runtime].get(dtype, ()):
+        return False
+    native = ct2_compute_types(device) if runtime == "ctranslate2" else None
+    return native is None or CT2_QUANTIZATION[dtype] in native
 
 
 def check_target(config: PassConfig, device: str) -> None:
     """Refuse, before any work, a precision the runtime cannot run on the target."""
     runtime, dtype = config["runtime"], config["dtype"]
     valid = VALID[runtime].get(dtype, ())
+    if device in valid and not _runs(runtime, dtype, device):
+        native = ", ".join(sorted(ct2_compute_types(device) or ()))
+        raise RecipeError(
+            f"pass 'precision' dtype {dtype!r}: CTranslate2 cannot run it on this {device} (it runs {native}); "
+            f"choose one of {', '.join(repr(d) for d in valid_dtypes(runtime, device))}"
+        )
     if device not in valid:
         where = f"it runs on {' and '.join(valid)}" if valid else f"{runtime} does not run it"
         raise RecipeError(

@@ -1,7 +1,8 @@
 """Runtimes that translate with an exported artifact: onnxruntime (own loop) or CTranslate2, chosen by the artifact.
 
-Both offer the same surface to the evaluators: `spec` (artifact.json), `tokenizer`, `generate_ids` from token ids
-(what latency and memory time) and `translate` from text (what BLEU scores).
+Both offer the same surface to the evaluators (autocompress.runtime.base): `spec` (artifact.json), `task`,
+`tokenizer`, `encode` (text → token ids, the task's prefix included), `generate_ids` from token ids (what latency
+and memory time) and `translate` from text (what BLEU scores).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from autocompress.export.format import ARTIFACT_FILE, FORMAT
+from autocompress.task import Task
 
 RUNTIMES = ("onnxruntime", "ctranslate2")
 
@@ -22,7 +24,12 @@ class Seq2SeqRuntime(Protocol):
     spec: dict[str, Any]
 
     @property
+    def task(self) -> Task: ...
+
+    @property
     def tokenizer(self) -> Any: ...
+
+    def encode(self, texts: Sequence[str], max_length: int = ...) -> tuple[np.ndarray, np.ndarray]: ...
 
     def generate_ids(
         self,

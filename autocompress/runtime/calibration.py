@@ -34,19 +34,8 @@ def calibration_readers(
     runtime = OnnxSeq2Seq(artifact)
     recorded: dict[str, list[dict[str, np.ndarray]]] = {"encoder": [], "decoder": []}
     for start in range(0, len(sentences), batch_size):
-        enc = runtime.tokenizer(
-            list(sentences[start : start + batch_size]),
-            return_tensors="np",
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-        )
-        runtime.generate_ids(
-            enc["input_ids"].astype(np.int64),
-            enc["attention_mask"].astype(np.int64),
-            max_length,
-            on_feed=lambda graph, feed: recorded[graph].append(feed),
-        )
+        ids, mask = runtime.encode(list(sentences[start : start + batch_size]))
+        runtime.generate_ids(ids, mask, max_length, on_feed=lambda graph, feed: recorded[graph].append(feed))
     steps = recorded["decoder"]
     if len(steps) > decoder_samples:
         steps = [steps[i] for i in sorted(random.Random(0).sample(range(len(steps)), decoder_samples))]

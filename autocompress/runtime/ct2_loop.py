@@ -1,41 +1,48 @@
-"""Translation with a CTranslate2 artifact: batched, greedy or beam, tokens in and out through the tokenizer."""
+"""Translation with a CTranslate2 artifact: batched, greedy or beam, token ids in and out.
+
+CTranslate2 speaks token strings. Ids become source tokens through the artifact's own source vocabulary and output
+tokens become ids through its target vocabulary (one shared file, or one file per side for models with separate
+vocabularies), never through the tokenizer's token↔id maps, which for a separate-vocabulary Marian answer with the
+target side for both. The compute type is the one the artifact was converted to: a device that cannot run it is an
+error, not a silent fallback to another precision.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from autocompress.runtime.base import ArtifactRuntime
 
-class CT2Seq2Seq:
-    def __init__(self, directory: Path, threads: int = 0, device: str = "cpu", compute_type: str = "default") -> None:
+
+def read_vocabularies(directory: Path) -> tuple[list[str], list[str]]:
+    """(source, target) token lists in id order."""
+    shared = directory / "shared_vocabulary.json"
+    if shared.exists():
+        tokens = json.loads(shared.read_text())
+        return tokens, tokens
+    source = json.loads((directory / "source_vocabulary.json").read_text())
+    return source, json.loads((directory / "target_vocabulary.json").read_text())
+
+
+class CT2Seq2Seq(ArtifactRuntime):
+    def __init__(self, directory: Path, threads: int = 0, device: str = "cpu", compute_type: str | None = None) -> None:
         import ctranslate2
 
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        self.directory = Path(directory)
-        self.spec = json.loads((self.directory / "artifact.json").read_text())
+        super().__init__(directory)
         self.translator = ctranslate2.Translator(
-            str(directory), device=device, compute_type=compute_type, intra_threads=threads, inter_threads=1
+            str(directory),
+            device=device,
+            compute_type=compute_type or self.spec.get("quantization", "default"),
+            intra_threads=threads,
+            inter_threads=1,
         )
-        self.vocabulary: list[str] = json.loads((self.directory / "shared_vocabulary.json").read_text())
-
-    @cached_property
-    def tokenizer(self) -> Any:
-        """Loaded on first use: measuring memory on token ids must not count transformers."""
-        from autocompress.runtime.onnx_loop import load_tokenizer
-
-        return load_tokenizer(self.directory)
-
-    def translate_tokens(self, batch: list[list[str]], max_length: int, beam: int = 1) -> list[list[str]]:
-        results = self.translator.translate_batch(
-            batch, beam_size=beam, max_decoding_length=max_length, max_batch_size=len(batch)
-        )
-        return [r.hypotheses[0] for r in results]
+        self.source_vocabulary, self.target_vocabulary = read_vocabularies(self.directory)
+        self.target_ids = {token: i for i, token in enumerate(self.target_vocabulary)}
 
     def generate_ids(
         self,
@@ -44,24 +51,18 @@ class CT2Seq2Seq:
         max_new_tokens: int,
         beam: int = 1,
         ignore_eos: bool = False,
-    ) -> list[list[str]]:
-        """The output tokens of a batch of token ids (padding dropped); ignore_eos decodes exactly max_new_tokens."""
+    ) -> list[list[int]]:
+        """The output ids of a batch (padding dropped); ignore_eos decodes exactly max_new_tokens. Where the model
+        forces eos as its last token (generate()'s forced_eos_token_id), the output stops one token short of the
+        limit, as transformers' does."""
+        if not ignore_eos and self.spec.get("forced_eos_token_id") is not None:
+            max_new_tokens -= 1
         batch = [
-            [self.vocabulary[i] for i in row[mask > 0]] for row, mask in zip(input_ids, attention_mask, strict=True)
+            [self.source_vocabulary[i] for i in row[mask > 0]]
+            for row, mask in zip(input_ids, attention_mask, strict=True)
         ]
         limits = {"min_decoding_length": max_new_tokens} if ignore_eos else {}
         results = self.translator.translate_batch(
             batch, beam_size=beam, max_decoding_length=max_new_tokens, max_batch_size=len(batch), **limits
         )
-        return [r.hypotheses[0] for r in results]
-
-    def translate(self, texts: Sequence[str], batch_size: int = 32, max_length: int = 256, beam: int = 1) -> list[str]:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        result = [""] * len(texts)
-        for start in range(0, len(order), batch_size):
-            ids = order[start : start + batch_size]
-            encoded = self.tokenizer([texts[i] for i in ids], truncation=True, max_length=max_length)["input_ids"]
-            tokens = [self.tokenizer.convert_ids_to_tokens(e) for e in encoded]
-            for i, out in zip(ids, self.translate_tokens(tokens, max_length, beam), strict=True):
-                result[i] = self.tokenizer.decode(self.tokenizer.convert_tokens_to_ids(out), skip_special_tokens=True)
-        return result
+        return [[self.target_ids[token] for token in r.hypotheses[0]] for r in results]

@@ -5,16 +5,15 @@ No transformers at run time beyond the tokenizer; the loop does per step one dec
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from autocompress.export.format import ARTIFACT_FILE, FORMAT
+from autocompress.export.format import FORMAT
+from autocompress.runtime.base import ArtifactRuntime
 
 
 def session_options(threads: int | None = None) -> Any:
@@ -67,25 +66,14 @@ class DecoderState:
                 self.feed[name] = self.feed[name][rows]
 
 
-def load_tokenizer(directory: Path) -> Any:
-    import warnings
-
-    from transformers import AutoTokenizer
-
-    with warnings.catch_warnings():  # see autocompress.teacher.tokenizer: the normaliser it asks for is never called
-        warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
-        return AutoTokenizer.from_pretrained(directory)
-
-
-class OnnxSeq2Seq:
+class OnnxSeq2Seq(ArtifactRuntime):
     def __init__(
         self, directory: Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)
     ) -> None:
         import onnxruntime as ort
 
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        self.directory = Path(directory)
-        self.spec = json.loads((self.directory / ARTIFACT_FILE).read_text())
+        super().__init__(directory)
         if self.spec.get("format") != FORMAT:
             raise ValueError(f"{directory} is not an autocompress ONNX artifact")
         options = session_options(threads)
@@ -96,11 +84,6 @@ class OnnxSeq2Seq:
             str(self.directory / self.spec["decoder"]), options, providers=list(providers)
         )
         self.output_names = [o.name for o in self.decoder.get_outputs()]
-
-    @cached_property
-    def tokenizer(self) -> Any:
-        """Loaded on first use: measuring memory on token ids must not count transformers."""
-        return load_tokenizer(self.directory)
 
     def start(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, copies: int = 1, on_feed: FeedHook | None = None
@@ -152,18 +135,3 @@ class OnnxSeq2Seq:
             if finished.all():
                 break
         return np.concatenate(out, axis=1)
-
-    def translate(self, texts: Sequence[str], batch_size: int = 32, max_length: int = 256, beam: int = 1) -> list[str]:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        result = [""] * len(texts)
-        for start in range(0, len(order), batch_size):
-            ids = order[start : start + batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in ids], return_tensors="np", padding=True, truncation=True, max_length=max_length
-            )
-            generated = self.generate_ids(
-                enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64), max_length, beam=beam
-            )
-            for i, text in zip(ids, self.tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
-                result[i] = text
-        return result
