@@ -35,7 +35,7 @@ class PassConfig:
         """Validate against the pass's declared parameters and fill in defaults."""
         if name not in PASSES:
             raise RecipeError(f"unknown pass {name!r}: known passes are {', '.join(sorted(PASSES))}")
-        declared = {p.name: p for p in PASSES[name].PARAMS}
+        declared = {p.name: p for p in PASSES[name].params}
         given = dict(params or {})
         unknown = sorted(set(given) - set(declared))
         if unknown:
@@ -58,7 +58,7 @@ class Recipe:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise RecipeError(f"pass {repeated[0]!r} appears more than once in the recipe: give it once")
-        stages = [STAGE_ORDER.index(PASSES[n].STAGE) for n in names]
+        stages = [STAGE_ORDER.index(PASSES[n].stage) for n in names]
         if stages != sorted(stages):
             order = " → ".join(STAGE_ORDER)
             raise RecipeError(f"recipe passes {names} are out of order: stages run {order}")

@@ -17,21 +17,22 @@ A space names, per pass, which parameters are searched and over what; anything n
         block_size: {ordered: [32, 64, 128]}     # order kept: sampled as an index
 
 Each value is checked against the pass's declared range when the file is loaded. Conditional structure is sampled
-define-by-run: a parameter a pass declares relevant only for some sibling value (`Param.when`) is suggested only then;
-the precision's dtype is suggested per runtime among the dtypes that runtime runs on the target; a student that is
-structurally the teacher is not distilled; CTranslate2 students lose the same number of heads in every layer.
+define-by-run, by rules each pass owns (autocompress.passes.base.Pass): a parameter a pass declares relevant only for
+some sibling value (`Param.when`) is suggested only then; the precision's dtype is suggested per runtime among the
+dtypes that runtime runs on the target; a student that is structurally the teacher is not distilled; CTranslate2
+students lose the same number of heads in every layer.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocompress.errors import UserInputError
-from autocompress.passes import PASSES, STAGE_ORDER
-from autocompress.passes.base import Param
-from autocompress.passes.precision import valid_dtypes
+from autocompress.passes import PASSES, in_stage_order
+from autocompress.passes.base import Choices, Param, SpaceInfo
 from autocompress.recipe import Recipe
 from autocompress.task import Task
 
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 SPACES_DIR = Path(__file__).resolve().parent / "search_spaces"
 KINDS = ("int", "float", "choice", "ordered")
 TEACHER = "teacher"  # an int bound that stands for the teacher's count (layers)
-STRUCTURAL = ("layers", "heads", "ffn", "sparsity")  # passes that make the student differ from the teacher
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class SearchSpace:
     target: dict[str, Any]  # TargetSpec settings the space asks for (the command line overrides them)
     evaluation: dict[str, Any]
     students: tuple[str, ...] = ("pruned",)  # 'teacher': the trial keeps the teacher's weights (precision only)
+    sha256: str = ""  # of the file's text: recorded with the study's settings
 
     def dimension(self, pass_name: str, param: str) -> Dimension | None:
         return next((d for d in self.dimensions if d.pass_name == pass_name and d.param == param), None)
@@ -92,7 +93,8 @@ def load_space(spec: str | Path) -> SearchSpace:
 
     path = resolve_space(spec)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise UserInputError(f"search space file {path} does not exist: check the path") from None
     except yaml.YAMLError as err:
@@ -112,14 +114,15 @@ def load_space(spec: str | Path) -> SearchSpace:
     for pass_name, params in data["passes"].items():
         if pass_name not in PASSES:
             raise UserInputError(f"search space {path}: unknown pass {pass_name!r}; passes are {', '.join(PASSES)}")
-        declared = {p.name: p for p in PASSES[pass_name].PARAMS}
+        declared = {p.name: p for p in PASSES[pass_name].params}
         for param, value in (params or {}).items():
             if param not in declared:
                 known = ", ".join(declared)
                 raise UserInputError(f"search space {path}: pass {pass_name!r} has no parameter {param!r} ({known})")
             dims.append(_dimension(path, pass_name, declared[param], value))
     target, evaluation = dict(data.get("target") or {}), dict(data.get("evaluation") or {})
-    return SearchSpace(path.stem, tuple(dims), target, evaluation, students)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return SearchSpace(path.stem, tuple(dims), target, evaluation, students, digest)
 
 
 def _dimension(path: Path, pass_name: str, param: Param, value: Any) -> Dimension:
@@ -172,77 +175,43 @@ def suggest_recipe(
     seed: int = 0,
     task: Task | None = None,
 ) -> Recipe:
-    """Define-by-run: ask the trial for each dimension that matters given the choices made before it."""
-    chosen: dict[str, dict[str, Any]] = {name: {} for name in PASSES}
+    """Define-by-run: each registered pass, in stage order, asks for the parameters that matter given the choices
+    made before it (autocompress.passes.base.Pass: wanted, suggest, constrain, included)."""
+    student = space.students[0] if len(space.students) == 1 else trial.suggest_categorical("student", space.students)
+    info = SpaceInfo(teacher_layers, device, family, student)
+    chosen: Choices = {p.name: {} for p in PASSES.values()}
 
-    def ask(pass_name: str, param: str, options: tuple[Any, ...] | None = None) -> Any:
+    def ask(pass_name: str, param: str, options: tuple[Any, ...] | None = None, suffix: str = "") -> Any:
         dim = space.dimension(pass_name, param)
         if dim is None:
             return None
-        value = _suggest(trial, dim, teacher_layers, options)
-        chosen[pass_name][param] = value
-        return value
+        allowed = _allowed(space, dim, options) if options is not None else None
+        chosen[pass_name][param] = _suggest(trial, dim, teacher_layers, allowed, suffix)
+        return chosen[pass_name][param]
 
-    runtimes = ("onnxruntime",) if family != "marian" else ("onnxruntime", "ctranslate2")
-    runtime = ask("precision", "runtime", _allowed(space, "precision", "runtime", runtimes)) or "onnxruntime"
-    student = space.students[0] if len(space.students) == 1 else trial.suggest_categorical("student", space.students)
-    for pass_name in ("layers", "heads", "ffn", "sparsity") if student == "pruned" else ():
-        _ask_pass(pass_name, chosen, ask)
-    if runtime == "ctranslate2" and "heads" in chosen:
-        chosen["heads"]["allocation"] = "uniform"  # CTranslate2 takes one head count per stack
-    for param in ("encoder_layers", "decoder_layers"):
-        if chosen["layers"].get(param) == teacher_layers[param.split("_")[0]]:
-            chosen["layers"][param] = None  # all kept: the same recipe as not naming it
-    structural = any(_changes(name, chosen[name]) for name in STRUCTURAL)
-    if structural:
-        _ask_pass("distill", chosen, ask)
-    else:
-        chosen["distill"] = {}
-    dtypes = tuple(valid_dtypes(runtime, device))
-    dim = space.dimension("precision", "dtype")
-    if dim is not None:
-        options = _allowed(space, "precision", "dtype", dtypes)
-        chosen["precision"]["dtype"] = _suggest(trial, dim, teacher_layers, options, suffix=runtime)
-    chosen["precision"]["runtime"] = runtime
-    _ask_pass("precision", chosen, ask, skip=("runtime", "dtype"))
-    passes = []
-    for name in sorted(PASSES, key=lambda n: STAGE_ORDER.index(PASSES[n].STAGE)):
-        params = {k: v for k, v in chosen[name].items() if v is not None}
-        if name == "precision" or (name == "distill" and structural) or _changes(name, params):
-            passes.append((name, params))
-    return Recipe.make(passes, seed=seed, task=task)
+    passes = in_stage_order()
+    for pass_ in passes:
+        if pass_.wanted(chosen, info):
+            pass_.suggest(ask, chosen, info)
+            pass_.constrain(chosen, info)
+    for pass_ in passes:  # rules between passes, now that every pass has chosen (heads for a CTranslate2 runtime)
+        pass_.constrain(chosen, info)
+    configs = []
+    for pass_ in passes:
+        params = {k: v for k, v in chosen[pass_.name].items() if v is not None}
+        if pass_.wanted(chosen, info) and pass_.included(params, chosen, info):
+            configs.append((pass_.name, params))
+    return Recipe.make(configs, seed=seed, task=task)
 
 
-def _ask_pass(pass_name: str, chosen: dict[str, dict[str, Any]], ask: Any, skip: tuple[str, ...] = ()) -> None:
-    defaults = {p.name: p.default for p in PASSES[pass_name].PARAMS}
-    for param in PASSES[pass_name].PARAMS:
-        if param.name in skip:
-            continue
-        if param.relevant(defaults | chosen[pass_name]):
-            ask(pass_name, param.name)
-
-
-def _changes(pass_name: str, params: dict[str, Any]) -> bool:
-    """Whether a pass configured so does anything to the model (no-op passes are left out of the recipe)."""
-    if pass_name == "layers":
-        return params.get("encoder_layers") is not None or params.get("decoder_layers") is not None
-    if pass_name == "heads":
-        return bool(params.get("fraction")) or any(params.get(k) for k in ("encoder_self", "decoder_self", "cross"))
-    if pass_name == "ffn":
-        return params.get("keep", 1.0) < 1.0
-    if pass_name == "sparsity":
-        return bool(params.get("target"))
-    return bool(params)
-
-
-def _allowed(space: SearchSpace, pass_name: str, param: str, possible: tuple[Any, ...]) -> tuple[Any, ...]:
-    dim = space.dimension(pass_name, param)
-    listed = dim.values if dim is not None and dim.kind in ("choice", "ordered", "fixed") else possible
+def _allowed(space: SearchSpace, dim: Dimension, possible: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The values of a listed parameter that this model and target can take."""
+    listed = dim.values if dim.kind in ("choice", "ordered", "fixed") else possible
     allowed = tuple(v for v in listed if v in possible)
     if not allowed:
         raise UserInputError(
-            f"search space {space.name}: {pass_name}.{param} allows {list(listed)}, none of which this model and "
-            f"target can run ({', '.join(map(str, possible))}): add one of those"
+            f"search space {space.name}: {dim.name} allows {list(listed)}, none of which this model and target can "
+            f"run ({', '.join(map(str, possible))}): add one of those"
         )
     return allowed
 

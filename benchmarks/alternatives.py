@@ -41,7 +41,7 @@ def teacher_systems(work: Path) -> dict[str, Path]:
 
     from autocompress.export.ctranslate2 import export_ctranslate2
     from autocompress.export.onnx import export_onnx
-    from autocompress.models import DEMO_MODEL
+    from autocompress.model.load import DEMO_MODEL
     from autocompress.passes.precision import apply_artifact
     from autocompress.recipe import PassConfig
 
@@ -68,8 +68,8 @@ def kind_of(name: str, path: Path) -> str:
 
 
 def quality(name: str, path: Path, dev: Any) -> dict[str, float]:
+    from autocompress.evaluate.bleu import score_translations
     from autocompress.evaluate.quality import BLEU_BATCH, artifact_quality
-    from autocompress.evaluate_bleu import score_translations
     from autocompress.runtime import open_artifact
     from autocompress.target import TargetSpec
 
@@ -79,7 +79,7 @@ def quality(name: str, path: Path, dev: Any) -> dict[str, float]:
         return {"BLEU": measured["bleu"].value, "chrF": measured["chrf"].value}
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from autocompress.translate import translate_texts
+    from autocompress.model.translate import translate_texts
 
     torch.set_num_threads(2)
     model, tokenizer = AutoModelForSeq2SeqLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)

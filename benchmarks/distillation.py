@@ -24,12 +24,12 @@ import torch
 
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
-from autocompress.evaluate_bleu import score_translations
-from autocompress.models import load_model
+from autocompress.evaluate.bleu import score_translations
+from autocompress.model.load import load_model
+from autocompress.model.student import build_student
+from autocompress.model.translate import translate_texts
 from autocompress.passes.context import PassContext
 from autocompress.recipe import Recipe
-from autocompress.student import build_student
-from autocompress.translate import translate_texts
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 

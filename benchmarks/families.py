@@ -1,7 +1,7 @@
 """Searches on models of other families, built as users build theirs, scored end to end.
 
 For each family: a small model with its own SentencePiece tokenizer and the family's conventions
-(autocompress.teacher.families) is trained on the demo corpus until it translates, then
+(autocompress.demo.families) is trained on the demo corpus until it translates, then
 `autocompress search` runs on it over a precision-only space (the teacher's weights, every runtime and dtype the
 model and this CPU allow). Checked, with the numbers printed and written to results/benchmarks/families.{md,csv}:
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from autocompress.data import load_demo
-from autocompress.teacher.families import Size, build_family, train_briefly
+from autocompress.demo.families import Size, build_family, train_briefly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import write
@@ -80,9 +80,9 @@ def cli(*args: str, stdin: str | None = None) -> str:
 
 def check(family: str, model: Path, out: Path, budget: int) -> dict[str, object]:
     import autocompress
-    from autocompress.models import load_model
+    from autocompress.model.load import load_model
+    from autocompress.model.translate import translate_texts
     from autocompress.task import special_ids
-    from autocompress.translate import translate_texts
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "space.yaml").write_text(SPACE)
@@ -122,7 +122,7 @@ def check(family: str, model: Path, out: Path, budget: int) -> dict[str, object]
 
 
 def _bleu(hypotheses: list[str]) -> float:
-    from autocompress.evaluate_bleu import score_translations
+    from autocompress.evaluate.bleu import score_translations
 
     return round(score_translations(hypotheses, list(load_demo("dev").references))[0].score, 2)
 

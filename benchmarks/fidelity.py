@@ -31,7 +31,7 @@ from autocompress.data import load_demo
 from autocompress.evaluate.latency import measure_latency
 from autocompress.export.ctranslate2 import export_ctranslate2
 from autocompress.export.onnx import export_onnx
-from autocompress.models import load_model
+from autocompress.model.load import load_model
 from autocompress.passes.precision import apply_artifact
 from autocompress.recipe import PassConfig
 from autocompress.target import STATISTICS, TargetSpec
@@ -42,10 +42,10 @@ import torch
 torch.set_num_threads({threads})
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
-from autocompress.models import load_model
+from autocompress.model.load import load_model
 from autocompress.passes.context import PassContext
 from autocompress.recipe import Recipe
-from autocompress.student import build_student
+from autocompress.model.student import build_student
 teacher = load_model({model!r})
 ctx = PassContext(teacher.model, teacher.tokenizer, load_demo("train"), ArtifactCache({cache!r}))
 print("training", flush=True)

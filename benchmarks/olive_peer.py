@@ -334,7 +334,7 @@ def main() -> None:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from autocompress.export.onnx import export_onnx
-    from autocompress.models import DEMO_MODEL
+    from autocompress.model.load import DEMO_MODEL
 
     teacher = AutoModelForSeq2SeqLM.from_pretrained(DEMO_MODEL, dtype=torch.float32).eval()
     export_onnx(teacher, AutoTokenizer.from_pretrained(DEMO_MODEL), args.work / "teacher-fp32")

@@ -45,10 +45,10 @@ TRAINER = """
 import torch
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
-from autocompress.models import load_model
+from autocompress.model.load import load_model
 from autocompress.passes.context import PassContext
 from autocompress.recipe import Recipe
-from autocompress.student import build_student
+from autocompress.model.student import build_student
 torch.set_num_threads(1)
 teacher = load_model("demo")
 ctx = PassContext(teacher.model, teacher.tokenizer, load_demo("train"), ArtifactCache())

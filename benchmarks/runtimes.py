@@ -36,10 +36,9 @@ def opus_sized_marian(out: Path) -> Path:
     """Random OPUS-MT-sized Marian with the demo tokenizer's pieces plus filler tokens up to a 58,101 vocabulary."""
     from transformers import MarianConfig, MarianMTModel
 
-    from autocompress.models import DEMO_MODEL
-    from autocompress.teacher.tokenizer import load_demo_tokenizer
+    from autocompress.model.load import DEMO_MODEL, load_tokenizer
 
-    tokenizer = load_demo_tokenizer(DEMO_MODEL)
+    tokenizer = load_tokenizer(DEMO_MODEL)
     vocab = dict(tokenizer.get_vocab())
     vocab.update({f"<filler_{i}>": i for i in range(len(vocab), 58101)})
     out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +125,7 @@ def runner(system: str, path: str, threads: int) -> Callable[[list[str], int | N
         def run_ort(texts: list[str], forced: int | None) -> int:
             input_ids, mask = ort_runtime.encode(texts, 512)
             ids = ort_runtime.generate_ids(input_ids, mask, forced or 128, ignore_eos=forced is not None)
-            return int((ids[:, 1:] != ort_runtime.spec["pad_token_id"]).sum())
+            return int((ids[:, 1:] != ort_runtime.manifest.pad_token_id).sum())
 
         return run_ort
     from autocompress.runtime.ct2_loop import CT2Seq2Seq
@@ -192,7 +191,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from autocompress.data import load_demo
-    from autocompress.models import DEMO_MODEL
+    from autocompress.model.load import DEMO_MODEL
 
     hf_logging.disable_progress_bar()
     texts = list(load_demo("dev").sources[: args.sentences])

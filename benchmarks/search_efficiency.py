@@ -38,8 +38,9 @@ import numpy as np
 import optuna
 
 from autocompress.engine.driver import baseline_recipe, model_info
-from autocompress.engine.study import DEFAULT_OBJECTIVES, DEFAULT_SAMPLER, OBJECTIVES, SAMPLERS, make_sampler
+from autocompress.engine.study import DEFAULT_SAMPLER, SAMPLERS, make_sampler
 from autocompress.engine.worker import TrialJob, run_trial
+from autocompress.objectives import DEFAULT_OBJECTIVES, objectives
 from autocompress.space import load_space, suggest_recipe
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "benchmarks"
@@ -64,8 +65,8 @@ passes:
     keep: {float: [0.25, 1.0], step: 0.25}
   distill: {method: finetune, steps: 20, max_tokens: 500, lr: 0.001}
 """
-KEYS = [OBJECTIVES[name].key for name in DEFAULT_OBJECTIVES]
-DIRECTIONS = [OBJECTIVES[name].direction for name in DEFAULT_OBJECTIVES]
+KEYS = [o.key for o in objectives(DEFAULT_OBJECTIVES, [1])]
+DIRECTIONS = [o.direction for o in objectives(DEFAULT_OBJECTIVES, [1])]
 CHECKPOINTS = (10, 20, 30, 40, 60)
 
 

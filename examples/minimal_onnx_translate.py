@@ -18,16 +18,18 @@ spec = json.load(open(f"{directory}/artifact.json"))
 rules = spec["decoding"]
 options = ort.SessionOptions()
 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-encoder = ort.InferenceSession(f"{directory}/{spec['encoder']}", options, providers=["CPUExecutionProvider"])
-decoder = ort.InferenceSession(f"{directory}/{spec['decoder']}", options, providers=["CPUExecutionProvider"])
+files, structure, prefix = spec["files"], spec["structure"], spec["task"].get("source_prefix", "")
+encoder = ort.InferenceSession(f"{directory}/{files['encoder']}", options, providers=["CPUExecutionProvider"])
+decoder = ort.InferenceSession(f"{directory}/{files['decoder']}", options, providers=["CPUExecutionProvider"])
 tokenizer = AutoTokenizer.from_pretrained(directory)
 
 
 def greedy(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     hidden, *cross = encoder.run(None, {"input_ids": ids, "attention_mask": mask})
     feed = {"encoder_attention_mask": mask, "encoder_hidden_states": hidden}
-    for i, heads in enumerate(spec["self_heads"]):
-        feed[f"past_key_{i}"] = feed[f"past_value_{i}"] = np.zeros((len(ids), heads, 0, spec["head_dim"]), np.float32)
+    for i, heads in enumerate(structure["self_heads"]):
+        empty = np.zeros((len(ids), heads, 0, structure["head_dim"]), np.float32)
+        feed[f"past_key_{i}"] = feed[f"past_value_{i}"] = empty
         feed[f"cross_key_{i}"], feed[f"cross_value_{i}"] = cross[2 * i], cross[2 * i + 1]
     tokens = np.full((len(ids), 1), spec["decoder_start_token_id"], np.int64)
     done, out = np.zeros(len(ids), bool), [tokens]
@@ -46,7 +48,7 @@ def greedy(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         done |= chosen == spec["eos_token_id"]
         tokens = chosen[:, None].astype(np.int64)
         out.append(tokens)
-        for i in range(len(spec["self_heads"])):
+        for i in range(len(structure["self_heads"])):
             feed[f"past_key_{i}"], feed[f"past_value_{i}"] = present[2 * i], present[2 * i + 1]
         if done.all():
             break
@@ -58,10 +60,11 @@ order = sorted(range(len(lines)), key=lambda i: len(lines[i]), reverse=True)
 result = [""] * len(lines)
 for start in range(0, len(order), batch_size):
     batch = order[start : start + batch_size]
-    enc = tokenizer(
-        [lines[i] for i in batch], return_tensors="np", padding=True, truncation=True, max_length=max_length
-    )
+    texts = [prefix + lines[i] for i in batch]  # a T5 task prefix, where the model has one
+    enc = tokenizer(texts, return_tensors="np", padding=True, truncation=True, max_length=512)
     generated = greedy(enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64))
-    for i, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
+    forced = rules["forced_bos_token_id"]  # the target-language token (M2M100/NLLB, MBart-50): not text
+    rows = [[t for t in row if t != forced] for row in generated.tolist()]
+    for i, text in zip(batch, tokenizer.batch_decode(rows, skip_special_tokens=True), strict=True):
         result[i] = text
 sys.stdout.write("".join(text + "\n" for text in result))

@@ -8,8 +8,8 @@ import lzma
 
 import pytest
 
-from autocompress.corpus.bible import SOURCE_MODULE, SWORD_PATH, TARGET_MODULE, clean_osis, decapitalize_drop_caps
-from autocompress.corpus.build import DEFAULT_OUT, build_splits, split_of
+from autocompress.demo.bible import SOURCE_MODULE, SWORD_PATH, TARGET_MODULE, clean_osis, decapitalize_drop_caps
+from autocompress.demo.build_corpus import DEFAULT_OUT, build_splits, split_of
 
 MANIFEST = json.loads((DEFAULT_OUT / "manifest.json").read_text())
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from autocompress.models import DEMO_MODEL
+from autocompress.model.load import DEMO_MODEL
 
 pytestmark = pytest.mark.skipif(not (DEMO_MODEL / "config.json").exists(), reason="demo teacher not installed yet")
 
@@ -54,7 +54,7 @@ def test_quantized_artifacts_stay_within_tolerance_of_fp32(tmp_path_factory: pyt
     from autocompress.data import load_demo
     from autocompress.evaluate.quality import artifact_quality
     from autocompress.export.onnx import export_onnx
-    from autocompress.models import load_model
+    from autocompress.model.load import load_model
     from autocompress.passes.precision import apply_artifact
     from autocompress.recipe import PassConfig
     from autocompress.runtime.calibration import calibration_readers

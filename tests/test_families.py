@@ -16,17 +16,17 @@ import pytest
 
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
+from autocompress.demo.families import FAMILIES, T5_PREFIX, build_family
 from autocompress.export.ctranslate2 import export_ctranslate2
 from autocompress.export.onnx import export_onnx
-from autocompress.importance import ImportanceSettings
-from autocompress.models import load_model
+from autocompress.model.importance import ImportanceSettings
+from autocompress.model.load import load_model
+from autocompress.model.student import build_student
+from autocompress.model.translate import generate_ids, output_special_ids, translate_texts
 from autocompress.passes.context import PassContext
 from autocompress.recipe import Recipe
 from autocompress.runtime import open_artifact
-from autocompress.student import build_student
 from autocompress.task import special_ids
-from autocompress.teacher.families import FAMILIES, T5_PREFIX, build_family
-from autocompress.translate import generate_ids, output_special_ids, translate_texts
 
 SENTENCES = list(load_demo("dev").sources[:12])
 MAX_NEW = 12

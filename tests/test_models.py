@@ -9,8 +9,8 @@ import pytest
 
 from autocompress.cli import main
 from autocompress.errors import UserInputError
-from autocompress.models import load_model, resolve_model_dir
-from autocompress.translate import translate_texts
+from autocompress.model.load import load_model, resolve_model_dir
+from autocompress.model.translate import translate_texts
 from tests.conftest import FAMILIES
 
 

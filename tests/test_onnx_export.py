@@ -10,15 +10,15 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from autocompress import arch
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
 from autocompress.export.onnx import export_onnx
-from autocompress.importance import ImportanceSettings
+from autocompress.model import arch
+from autocompress.model.importance import ImportanceSettings
+from autocompress.model.student import build_student
 from autocompress.passes.context import PassContext
 from autocompress.recipe import Recipe
 from autocompress.runtime.onnx_loop import OnnxSeq2Seq
-from autocompress.student import build_student
 
 from .conftest import FAMILIES
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from autocompress import arch
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
-from autocompress.importance import ImportanceSettings
+from autocompress.model import arch
+from autocompress.model.importance import ImportanceSettings
+from autocompress.model.student import build_student, load_student, save_student
 from autocompress.passes.context import PassContext
 from autocompress.passes.sparsity import measured_sparsity
 from autocompress.recipe import Recipe
-from autocompress.student import build_student, load_student, save_student
 
 from .conftest import FAMILIES
 
@@ -180,7 +180,7 @@ def test_pass_contract(case: Case, family: str, contexts: dict[str, PassContext]
 def _masked_teacher_logits(ctx: PassContext, student: Any) -> torch.Tensor:
     """The teacher's logits with exactly what the student dropped switched off: heads and neurons gated to zero,
     layers skipped. Structured pruning must reproduce this, whatever the family."""
-    from autocompress.importance import _skip
+    from autocompress.model.importance import _skip
     from autocompress.passes.heads import original_heads
 
     teacher, handles = ctx.teacher, []

@@ -32,7 +32,7 @@ def test_round_trip_keeps_the_content_hash() -> None:
 
 
 def test_defaults_written_out_or_omitted_hash_the_same() -> None:
-    explicit = {p.name: p.default for p in PASSES["distill"].PARAMS}
+    explicit = {p.name: p.default for p in PASSES["distill"].params}
     assert Recipe.make([("distill", explicit)]).id == Recipe.make([("distill", {})]).id
     assert Recipe.make([("distill", {"steps": 400})]).id == Recipe.make([("distill", {"steps": 400.0})]).id
 

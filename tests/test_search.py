@@ -22,7 +22,7 @@ import pytest
 from autocompress.data import load_demo
 
 SPACE = """
-target: {{device: cpu, threads: 1, batch_sizes: [1, 4], max_length: 10, latency_sentences: 4, warmup: 1, repeats: 2}}
+target: {{device: cpu, threads: 1, batch_sizes: {batches}, max_length: 10, latency_sentences: 4, warmup: 1, repeats: 2}}
 evaluation: {{dev_sentences: 12}}
 passes:
   precision:
@@ -52,9 +52,10 @@ def setup(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
         "four": dict(runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers=1),
         # Every trial trains its own student for seconds, so a signal sent while one runs finds it still running.
         "slow": dict(runtime="onnxruntime", dtype="int8", layers=1, steps=300, lr="{float: [1.0e-4, 1.0e-3]}"),
+        "batch8": dict(runtime="onnxruntime", dtype="{choice: [fp32, int8]}", layers=1, batches="[1, 8]"),
     }
     for name, fields in spaces.items():
-        (work / f"{name}.yaml").write_text(SPACE.format(**{"steps": 3, "lr": 1.0e-3, **fields}))
+        (work / f"{name}.yaml").write_text(SPACE.format(**{"steps": 3, "lr": 1.0e-3, "batches": "[1, 4]", **fields}))
     return {"model": str(tiny_models["marian"]), "work": work}
 
 
@@ -287,3 +288,32 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(setup: dict[str, Any], t
     assert any(r.startswith("stopped by the user") for r in reasons)
     assert json.loads(stdout)["trials"]["measured"] >= 1
     assert (out / "report.html").exists() and (out / "trials.csv").exists()
+
+
+def test_settings_round_trip_objectives_follow_the_target_and_report_keeps_the_selection(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
+    """The throughput objective reads the target's largest batch size (8 here, not a fixed 16); the study carries
+    metric names (optuna-dashboard shows them); `report` selects as the search did, not by a default; resuming with
+    another --seed is refused in one line naming it."""
+    out = tmp_path / "s"
+    args = _cli_args(setup, out, "--budget", "2", "--objectives", "bleu,throughput", "--select", "smallest",
+                     "--no-constraint", space="batch8")  # fmt: skip
+    done = _cli(args)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{out / 'study.db'}")
+    assert study.metric_names == ["BLEU", "throughput, batch 8 (sentences/s)"]
+    settings = study.user_attrs["settings"]
+    assert settings["select"] == "smallest" and settings["seed"] == 0 and settings["sampler"] == "tpe"
+    assert len(settings["space_sha256"]) == 64 and settings["model_fingerprint"]
+    measured = [t for t in study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
+    assert all(t.values[1] == t.user_attrs["values"]["throughput_b8"] for t in measured)
+    smallest = min(measured, key=lambda t: (t.user_attrs["values"]["size_mb"], -t.user_attrs["values"]["bleu"]))
+    before = json.loads((out / "best" / "metrics.json").read_text())
+    assert before["trial"] == smallest.number and before["selected_by"] == "smallest"
+    report = _cli(["report", str(out)])
+    assert report.returncode == 0, report.stderr
+    assert json.loads((out / "best" / "metrics.json").read_text())["trial"] == smallest.number
+    resumed = _cli([*args, "--seed", "1"])
+    assert resumed.returncode == 2 and len(resumed.stderr.strip().splitlines()) == 1, resumed.stderr
+    assert "was run with other seed" in resumed.stderr and "Traceback" not in resumed.stderr

@@ -7,10 +7,18 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from autocompress.report.select import select
-from autocompress.report.tables import pareto_trials
+from autocompress.engine.study import is_feasible, is_measured
+from autocompress.report.select import select as select_among
+from autocompress.report.view import front_of
 
 TEACHER_BLEU, MAX_DROP = 20.0, 1.0
+
+
+def select(study: optuna.Study, rule: str) -> optuna.trial.FrozenTrial | None:
+    """What the study view selects: the rule among the measured trials that meet the constraints."""
+    return select_among([t for t in study.trials if is_measured(t) and is_feasible(t)], rule)
+
+
 # (bleu, latency, memory, size): the fastest and the smallest of all violate the BLEU constraint
 POINTS = [(20.5, 30.0, 150.0, 50.0), (19.6, 12.0, 90.0, 20.0), (19.2, 9.0, 80.0, 14.0), (15.0, 4.0, 60.0, 6.0)]
 
@@ -59,7 +67,7 @@ def test_no_candidate_when_every_trial_violates() -> None:
 
 
 def test_pareto_front_holds_feasible_trials_once_each() -> None:
-    front = pareto_trials(_study())
+    front = front_of(_study())
     assert [t.number for t in front] == [0, 1, 2]  # trial 3 violates; the duplicate of 1 is not listed twice
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from autocompress.teacher.train import TeacherSettings, train_teacher
+from autocompress.demo.train_teacher import TeacherSettings, train_teacher
 
 TINY = TeacherSettings(
     steps=4,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from autocompress.data import load_demo
-from autocompress.models import DEMO_MODEL
-from autocompress.teacher.tokenizer import load_demo_tokenizer, train_marian_tokenizer
+from autocompress.demo.tokenizer import train_marian_tokenizer
+from autocompress.model.load import DEMO_MODEL, load_tokenizer
 from tests.conftest import FAMILIES
 
 SENTENCES = [
@@ -22,7 +22,7 @@ SENTENCES = [
 def test_trained_tokenizer_round_trip(tmp_path: Path) -> None:
     dev = load_demo("dev")
     train_marian_tokenizer(dev.sources + dev.references, tmp_path / "tok", vocab_size=500)
-    tokenizer = load_demo_tokenizer(tmp_path / "tok")
+    tokenizer = load_tokenizer(tmp_path / "tok")
     assert type(tokenizer).__name__ == "MarianTokenizer"
     assert (tokenizer.eos_token_id, tokenizer.unk_token_id, tokenizer.pad_token_id) == (0, 1, 2)
     for text in SENTENCES:

@@ -15,19 +15,16 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from autocompress.engine.budget import parse_budget
-from autocompress.engine.config import SELECTIONS, SearchConfig
+from autocompress.engine.config import SearchConfig
 from autocompress.engine.driver import Driver, check_space, model_info, resolve_out
 from autocompress.engine.executor import check_address
 from autocompress.engine.progress import Progress
-from autocompress.engine.study import (
-    OBJECTIVES,
-    make_sampler,
-    open_study,
-    parse_objectives,
-    settings_fingerprint,
-    storage_url,
-)
+from autocompress.engine.settings import search_settings
+from autocompress.engine.study import make_sampler, open_study, storage_url
 from autocompress.errors import UserInputError
+from autocompress.objectives import parse_objectives
+from autocompress.report.select import RULES
+from autocompress.report.view import StudyView
 from autocompress.space import SearchSpace, load_space
 from autocompress.target import TargetSpec
 
@@ -36,45 +33,60 @@ EXIT_EXPORTED, EXIT_NO_CANDIDATE = 0, 3
 
 @dataclass
 class SearchResult:
-    study: optuna.Study
+    view: StudyView  # the study, computed once: baseline, measured, feasible, front, selected
     out: Path
-    baseline: dict[str, Any]
-    selected: FrozenTrial | None
     exported: Path | None
     outputs: dict[str, str]
-    rule: str
+
+    @property
+    def study(self) -> optuna.Study:
+        return self.view.study
+
+    @property
+    def baseline(self) -> dict[str, Any]:
+        return self.view.baseline
+
+    @property
+    def selected(self) -> FrozenTrial | None:
+        return self.view.selected
+
+    @property
+    def rule(self) -> str:
+        return self.view.rule
 
     @property
     def exit_code(self) -> int:
         return EXIT_EXPORTED if self.exported is not None else EXIT_NO_CANDIDATE
 
     def summary(self) -> dict[str, Any]:
-        from autocompress.report.export import comparison
-        from autocompress.report.tables import measured_trials, pareto_trials
+        """What `--json` prints."""
+        from autocompress.report.view import comparison
 
-        trials = self.study.get_trials(deepcopy=False)
+        view = self.view
+        trials = view.study.get_trials(deepcopy=False)
         selected = None
-        if self.selected is not None:
-            values = self.selected.user_attrs["values"]
+        if view.selected is not None:
+            values = view.selected.user_attrs["values"]
             selected = {
-                "trial": self.selected.number,
-                "recipe_id": self.selected.user_attrs["recipe_id"],
+                "trial": view.selected.number,
+                "recipe_id": view.selected.user_attrs["recipe_id"],
                 "values": values,
-                "comparison": comparison(self.baseline.get("values", {}), values),
+                "comparison": comparison(view, values),
             }
         return {
-            "study": self.study.study_name,
+            "study": view.name,
             "out": str(self.out),
             "exit_code": self.exit_code,
-            "selection": self.rule,
-            "teacher": self.baseline.get("values"),
+            "selection": view.rule,
+            "objectives": [{"key": m.key, "label": m.title, "direction": m.direction} for m in view.objectives],
+            "teacher": view.baseline.get("values"),
             "selected": selected,
             "exported": str(self.exported) if self.exported else None,
             "trials": {
-                "measured": len(measured_trials(self.study)),
+                "measured": len(view.measured),
                 "total": len(trials),
                 "failed": sum(t.state == optuna.trial.TrialState.FAIL for t in trials),
-                "pareto": len(pareto_trials(self.study)),
+                "pareto": len(view.front),
             },
             "outputs": self.outputs,
         }
@@ -102,8 +114,8 @@ def configure(
     unknown = sorted(set(options) - known)
     if unknown:
         raise UserInputError(f"search has no option {unknown[0]!r}: options are {', '.join(sorted(known))}")
-    if options.get("select", "fastest") not in SELECTIONS:
-        raise UserInputError(f"--select {options['select']!r} is unknown: choose from {', '.join(SELECTIONS)}")
+    if options.get("select", "fastest") not in RULES:
+        raise UserInputError(f"--select {options['select']!r} is unknown: choose from {', '.join(RULES)}")
     for name in ("workers", "cpus_per_trial", "trial_timeout", "dev_sentences"):
         if options.get(name) is not None and options[name] <= 0:
             raise UserInputError(f"--{name.replace('_', '-')} {options[name]} must be positive")
@@ -123,7 +135,7 @@ def configure(
 
 def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
     from autocompress.data import load_corpus
-    from autocompress.models import model_task, resolve_model_dir
+    from autocompress.model.load import model_task, resolve_model_dir
 
     space = config.space or load_space("cuda" if config.target.device == "cuda" else "cpu")
     info = model_info(config.model)
@@ -135,25 +147,15 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
         check_address(config.address)
     make_sampler(config.sampler, config.seed)
     out = resolve_out(config)  # created only once the settings are known to be good
-    settings = settings_fingerprint(
-        model=str(resolve_model_dir(config.model)),
-        train=config.train,
-        dev=config.dev,
-        dev_sentences=config.dev_sentences or space.evaluation.get("dev_sentences"),
-        space=[dataclasses.asdict(d) for d in space.dimensions],
-        target=config.target.to_dict(),
-        objectives=list(config.objectives),
-        max_bleu_drop=config.max_bleu_drop,
-        **({"task": task.to_dict()} if task.to_dict() else {}),
-    )
+    settings = search_settings(config, space, task, resolve_model_dir(config.model))
     study = open_study(
         config.study_name,
         storage_url(out, config.storage),
-        [OBJECTIVES[name].direction for name in config.objectives],
+        config.measures(),
         make_sampler(config.sampler, config.seed),
         settings,
     )
-    progress = Progress(config.budget.trials, config.objectives, quiet)
+    progress = Progress(config.budget.trials, config.measures(), quiet)
     progress.log(
         f"study {study.study_name} in {out}: budget {config.budget.describe()}, {config.workers} worker(s), "
         f"space {space.name}, sampler {config.sampler}, target {config.target.device} "
@@ -161,22 +163,23 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
     )
     Driver(dataclasses.replace(config, out=out), space, info, study, progress, task).run()
     progress.log("writing the tables, plots and report")
-    return finish(study, out, config.select, config.max_bleu_drop)
+    return finish(study, out)
 
 
-def finish(study: optuna.Study, out: Path, rule: str, max_bleu_drop: float | None) -> SearchResult:
-    """Tables, plots and report from the study; the selected trial exported to out/best."""
-    from autocompress.report.export import export_trial
+def finish(study: optuna.Study, out: Path, rule: str | None = None) -> SearchResult:
+    """Tables, plots and report from one view of the study; the selected trial exported to out/best. `rule`
+    overrides the selection the search was run with (its recorded settings)."""
+    from autocompress.report.bundle import export_trial
     from autocompress.report.html import write_html
     from autocompress.report.plots import write_plots
-    from autocompress.report.select import select
     from autocompress.report.tables import write_tables
+    from autocompress.report.view import study_view
 
-    write_tables(study, out)
-    plots = write_plots(study, out, max_bleu_drop)
-    selected = select(study, rule)
-    exported = export_trial(study, selected, out / "best", rule) if selected is not None else None
-    report = write_html(study, out, plots, selected.number if selected else None, rule)
+    view = study_view(study, rule)
+    write_tables(view, out)
+    plots = write_plots(view, out)
+    exported = export_trial(view, view.selected, out / "best", view.rule) if view.selected is not None else None
+    report = write_html(view, out, plots)
     outputs = {
         "trials": str(out / "trials.csv"),
         "pareto": str(out / "pareto.csv"),
@@ -184,7 +187,7 @@ def finish(study: optuna.Study, out: Path, rule: str, max_bleu_drop: float | Non
         "report": str(report),
         **{name: str(out / file) for name, file in plots.items() if file.endswith(".png")},
     }
-    return SearchResult(study, out, study.user_attrs.get("baseline", {}), selected, exported, outputs, rule)
+    return SearchResult(view, out, exported, outputs)
 
 
 def search(model: str = "demo", budget: str | list[str] = "20", **options: Any) -> SearchResult:

@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autocompress.engine.budget import Budget
-from autocompress.engine.study import DEFAULT_OBJECTIVES, DEFAULT_SAMPLER
+from autocompress.engine.study import DEFAULT_SAMPLER
+from autocompress.objectives import DEFAULT_OBJECTIVES, Measure, objectives
 from autocompress.space import SearchSpace
 from autocompress.target import TargetSpec
-
-SELECTIONS = ("fastest", "smallest", "knee", "best-bleu")
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,10 @@ class SearchConfig:
     def task_options(self) -> dict[str, str]:
         given = {"source_prefix": self.source_prefix, "source_lang": self.source_lang, "target_lang": self.target_lang}
         return {k: v for k, v in given.items() if v is not None}
+
+    def measures(self) -> tuple[Measure, ...]:
+        """The objectives as measurements of this target (throughput at its largest batch size)."""
+        return objectives(self.objectives, self.target.batch_sizes)
 
     @property
     def study_name(self) -> str:

@@ -21,7 +21,7 @@ from autocompress.engine.config import SearchConfig
 from autocompress.engine.executor import Finished, RayExecutor
 from autocompress.engine.progress import Progress
 from autocompress.engine.stop import StopRequested, StopSignals
-from autocompress.engine.study import CONSTRAINT, OBJECTIVES, recover_cut_off
+from autocompress.engine.study import CONSTRAINT, is_measured, recover_cut_off
 from autocompress.engine.worker import TrialJob
 from autocompress.errors import UserInputError
 from autocompress.recipe import Recipe
@@ -48,7 +48,7 @@ def model_info(spec: str) -> ModelInfo:
     """What the space needs from the teacher, read from its config (the weights stay unloaded in the driver)."""
     from transformers import AutoConfig
 
-    from autocompress.models import resolve_model_dir
+    from autocompress.model.load import resolve_model_dir
 
     config = AutoConfig.from_pretrained(resolve_model_dir(spec))
     encoder = getattr(config, "encoder_layers", None) or config.num_layers
@@ -140,11 +140,7 @@ class Driver:
         return self.study.user_attrs["baseline"]
 
     def completed(self) -> int:
-        return sum(
-            1
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "duplicate_of" not in t.user_attrs
-        )
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if is_measured(t))
 
     def _loop(self) -> None:
         assert self.executor is not None
@@ -201,8 +197,8 @@ class Driver:
         self.progress.update(self.study, running=len(self.executor.running))
 
     def _measured(self, recipe_id: str) -> optuna.trial.FrozenTrial | None:
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("recipe_id") == recipe_id and "duplicate_of" not in t.user_attrs:
+        for t in self.study.get_trials(deepcopy=False):
+            if t.user_attrs.get("recipe_id") == recipe_id and is_measured(t):
                 return t
         return None
 
@@ -220,8 +216,7 @@ class Driver:
         self.failed_in_a_row = 0
         for key, value in _attrs(Recipe.from_dict(finished.job.recipe), finished).items():
             trial.set_user_attr(key, value)
-        if self.config.max_bleu_drop is not None:
-            trial.set_constraint(CONSTRAINT, self.bleu_drop(finished.outcome.values))
+        self._constrain(trial, finished.outcome.values)
         self.study.tell(trial, self.values(finished.outcome.values))
         self.progress.log(f"trial {number}: " + _describe(finished.outcome.values))
         measured = self.study.trials[number]
@@ -244,8 +239,7 @@ class Driver:
         for key, value in self.baseline.items():
             trial.set_user_attr(key, value)
         trial.set_user_attr("duplicate_of", "baseline")
-        if self.config.max_bleu_drop is not None:
-            trial.set_constraint(CONSTRAINT, self.bleu_drop(self.baseline["values"]))
+        self._constrain(trial, self.baseline["values"])
         self.study.tell(trial, self.values(self.baseline["values"]))
         self.trials.pop(trial.number, None)
 
@@ -259,8 +253,16 @@ class Driver:
         if requeue:
             self.study.enqueue_trial(self.study.trials[number].params, user_attrs={"rerun_of": number})
 
+    def _constrain(self, trial: optuna.Trial, measured: dict[str, float]) -> None:
+        """The BLEU constraint, for the samplers (Optuna's trial constraint) and, as `feasible`, for people: tools
+        that read user attributes (optuna-dashboard 0.21) do not read Optuna 5's named constraints."""
+        if self.config.max_bleu_drop is not None:
+            drop = self.bleu_drop(measured)
+            trial.set_constraint(CONSTRAINT, drop)
+            trial.set_user_attr("feasible", drop <= 0)
+
     def values(self, measured: dict[str, float]) -> list[float]:
-        return [measured[OBJECTIVES[name].key] for name in self.config.objectives]
+        return [measured[objective.key] for objective in self.config.measures()]
 
     def bleu_drop(self, measured: dict[str, float]) -> float:
         """Optuna's convention, ≤ 0 is feasible: BLEU may drop at most max_bleu_drop below the teacher's."""

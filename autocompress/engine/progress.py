@@ -9,9 +9,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from autocompress.engine.study import is_measured
+from autocompress.objectives import Measure
+
 
 class Progress:
-    def __init__(self, total: int | None, objectives: tuple[str, ...], quiet: bool = False) -> None:
+    def __init__(self, total: int | None, objectives: tuple[Measure, ...], quiet: bool = False) -> None:
         from tqdm import tqdm
 
         self.objectives, self.quiet = objectives, quiet
@@ -31,15 +34,13 @@ class Progress:
         if self.bar is None:
             return
         trials = study.get_trials(deepcopy=False)
-        done = [t for t in trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+        done = [t for t in trials if is_measured(t)]
         failed = sum(t.state == TrialState.FAIL for t in trials)
         self.bar.n = len(done)
         postfix = {"running": running, "failed": failed, "pareto": len(study.best_trials) if done else 0}
-        for name in ("bleu", "latency"):
-            if name in self.objectives and done:
-                position = self.objectives.index(name)
-                pick = max if study.directions[position] == optuna.study.StudyDirection.MAXIMIZE else min
-                postfix[f"best {name}"] = round(pick(t.values[position] for t in done), 2)
+        for position, objective in enumerate(self.objectives[:2] if done else ()):
+            pick = max if objective.higher_is_better else min
+            postfix[f"best {objective.label}"] = round(pick(t.values[position] for t in done), 2)
         self.bar.set_postfix(postfix, refresh=True)
 
     def close(self) -> None:

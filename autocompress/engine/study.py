@@ -6,37 +6,19 @@ that trial; the teacher's baseline and the search settings are user attributes o
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from autocompress.engine.settings import reconcile
 from autocompress.errors import UserInputError
+from autocompress.objectives import Measure
 
-
-@dataclass(frozen=True)
-class Objective:
-    key: str  # the measurement it reads (autocompress.evaluate)
-    direction: str
-    label: str
-
-
-OBJECTIVES = {
-    "bleu": Objective("bleu", "maximize", "BLEU"),
-    "chrf": Objective("chrf", "maximize", "chrF"),
-    "latency": Objective("latency_p50_ms", "minimize", "p50 latency (ms, batch 1)"),
-    "latency_p95": Objective("latency_p95_ms", "minimize", "p95 latency (ms, batch 1)"),
-    "memory": Objective("peak_rss_mb", "minimize", "peak RSS (MiB)"),
-    "size": Objective("size_mb", "minimize", "size on disk (MiB)"),
-    "throughput": Objective("throughput_b16", "maximize", "sentences/s at batch 16"),
-}
-DEFAULT_OBJECTIVES = ("bleu", "latency", "memory")
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 # The winner of benchmarks/search_efficiency.py (4 samplers × 3 seeds × 60 trials, results/benchmarks/): TPE reached
 # random search's 60-trial hypervolume in 25 trials; NSGA-II and GP had not reached it at 60.
@@ -45,16 +27,14 @@ CONSTRAINT = "bleu_drop"  # Optuna's trial constraint: ≤ 0 where BLEU is withi
 CUT_OFF = "cut off: the search process stopped while this trial ran; it is run again"
 
 
-def parse_objectives(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in OBJECTIVES]
-    if unknown or not names:
-        raise UserInputError(
-            f"objective {unknown[0] if unknown else text!r} is unknown: choose from {', '.join(OBJECTIVES)}"
-        )
-    if "bleu" not in names and "chrf" not in names:
-        raise UserInputError("the objectives need a quality measure: include bleu or chrf")
-    return names
+def is_measured(trial: FrozenTrial) -> bool:
+    """A complete trial that ran: one that repeated a measured recipe took its values and is the same point."""
+    return trial.state == TrialState.COMPLETE and "duplicate_of" not in trial.user_attrs
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Within every constraint (Optuna's convention: a constraint value ≤ 0 is met)."""
+    return all(c <= 0 for c in trial.constraints.values())
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -80,9 +60,14 @@ def storage_url(out_dir: Path, storage: str | None) -> str:
 
 
 def open_study(
-    name: str, storage: str, directions: list[str], sampler: optuna.samplers.BaseSampler, settings: dict[str, Any]
+    name: str,
+    storage: str,
+    objectives: tuple[Measure, ...],
+    sampler: optuna.samplers.BaseSampler,
+    settings: dict[str, Any],
 ) -> optuna.Study:
-    """Create the study, or load it to resume; refuse one made with other settings."""
+    """Create the study, or load it to resume; refuse one made with other settings (autocompress.engine.settings).
+    The objectives' titles are the study's metric names, which optuna-dashboard shows."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         existing = optuna.get_all_study_names(storage)
@@ -94,17 +79,17 @@ def open_study(
             "give another --out directory, or --study with that name to resume it"
         )
     study = optuna.create_study(
-        study_name=name, storage=storage, directions=directions, sampler=sampler, load_if_exists=True
+        study_name=name,
+        storage=storage,
+        directions=[o.direction for o in objectives],
+        sampler=sampler,
+        load_if_exists=True,
     )
-    recorded = study.user_attrs.get("settings")
-    if recorded is None:
-        study.set_user_attr("settings", settings)
-    elif recorded != settings:
-        changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
-        raise UserInputError(
-            f"study {name!r} was run with other settings ({', '.join(changed)}): rerun with the same settings to "
-            "resume it, or give another --study / --out for a new search"
-        )
+    reconcile(study, settings)
+    if study.metric_names is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.title for o in objectives])
     return study
 
 
@@ -130,7 +115,3 @@ def _alive(pid: int | None) -> bool:
     except OSError:
         return False
     return pid != os.getpid()
-
-
-def settings_fingerprint(**settings: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(settings, sort_keys=True, default=str))

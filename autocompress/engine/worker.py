@@ -56,7 +56,7 @@ def _context(job: TrialJob, task: Task) -> tuple[Any, Any]:
     if key not in _LOADED:
         from autocompress.cache import ArtifactCache
         from autocompress.data import load_corpus
-        from autocompress.models import load_model
+        from autocompress.model.load import load_model
         from autocompress.passes.context import PassContext
 
         loaded = load_model(job.model, task=task)
@@ -81,18 +81,20 @@ def run_trial(job: TrialJob) -> TrialOutcome:
 
     import torch
 
-    from autocompress.artifact import build_artifact, precision_of
     from autocompress.cache import ArtifactCache
     from autocompress.evaluate.latency import measure_latency
     from autocompress.evaluate.measure_lock import background_work
     from autocompress.evaluate.memory import measure_memory
     from autocompress.evaluate.quality import artifact_quality
     from autocompress.evaluate.size import artifact_size
+    from autocompress.export.artifact import build_artifact
+    from autocompress.export.manifest import update_manifest
     from autocompress.export.onnx import export_onnx
-    from autocompress.passes.precision import check_target
+    from autocompress.model.student import build_student, load_student, save_student
+    from autocompress.passes import PASSES
+    from autocompress.passes.base import MODEL_STAGES
     from autocompress.recipe import Recipe
     from autocompress.runtime import open_artifact
-    from autocompress.student import build_student, load_student, save_student
     from autocompress.target import TargetSpec
 
     phases: dict[str, float] = {}
@@ -101,12 +103,14 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     _inject_fault(job)
     torch.set_num_threads(job.threads)
     recipe, target = Recipe.from_dict(job.recipe), TargetSpec.from_dict(job.target)
-    precision = precision_of(recipe)
-    check_target(precision, target.device)
+    for config in recipe.passes:
+        PASSES[config.name].check_target(config, target.device)
     with _phase(phases, "load"), background_work():
         ctx, dev = _context(job, recipe.task)
     study_cache = ArtifactCache(Path(job.study_dir) / "cache")
-    training = recipe.without("precision")
+    training = Recipe(
+        tuple(p for p in recipe.passes if PASSES[p.name].stage in MODEL_STAGES), recipe.seed, task=recipe.task
+    )
     key = {**ctx.teacher_key, "student": training.id}
     ctx.metrics = {}
 
@@ -122,17 +126,20 @@ def run_trial(job: TrialJob) -> TrialOutcome:
             student = load_student(entry.path / "student")
     metrics = {"student": json.loads((entry.path / "build.json").read_text()), "student_cached": entry.hit}
     artifact = Path(job.study_dir) / "artifacts" / recipe.id
-    fp32 = None
-    if precision["runtime"] == "onnxruntime":
 
-        def export(directory: Path) -> None:
-            with background_work():
-                export_onnx(student, ctx.tokenizer, directory / "onnx", task=ctx.task)
+    def export(directory: Path) -> None:
+        with background_work():
+            export_onnx(student, ctx.tokenizer, directory / "onnx", task=ctx.task)
 
-        with _phase(phases, "export"):  # the student's fp32 ONNX, shared by its precisions
-            fp32 = study_cache.get_or_build("onnx-fp32", key, export).path / "onnx"
-    with _phase(phases, "artifact"):  # the precision pass, or the CTranslate2 conversion
-        build_artifact(student, ctx.tokenizer, recipe, artifact, fp32, dev, metrics)
+    def onnx_fp32() -> Path:
+        """The student's fp32 ONNX, shared by its precisions; built when an artifact pass first asks for it."""
+        with _phase(phases, "export"):
+            return study_cache.get_or_build("onnx-fp32", key, export).path / "onnx"
+
+    exported_before = phases.get("export", 0.0)
+    with _phase(phases, "artifact"):  # the artifact passes: precision's quantization or CTranslate2 conversion
+        build_artifact(student, ctx.tokenizer, recipe, artifact, onnx_fp32, dev.sources, metrics)
+    phases["artifact"] = round(phases["artifact"] - (phases.get("export", 0.0) - exported_before), 3)
     measured: dict[str, Any] = {}
     with _phase(phases, "bleu"), background_work():
         measured |= artifact_quality(open_artifact(artifact, threads=job.threads), dev, target)
@@ -141,10 +148,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     with _phase(phases, "memory"), background_work():  # peak RSS is not a timing; its process start is heavy work
         measured |= measure_memory(artifact, list(dev.sources), target)
     measured |= artifact_size(artifact)
-    spec_file = artifact / "artifact.json"
-    spec = json.loads(spec_file.read_text())
-    spec["measurements"] = {name: m.to_dict() for name, m in measured.items()}
-    spec_file.write_text(json.dumps(spec, indent=2))
+    update_manifest(artifact, measurements={name: m.to_dict() for name, m in measured.items()})
     phases["total"] = round(time.time() - started, 3)
     return TrialOutcome(
         values={name: m.value for name, m in measured.items()},

@@ -37,7 +37,7 @@ def measure_latency(
         new_tokens = forced_new_tokens or target.max_length
 
         def run(batch: list[tuple[np.ndarray, np.ndarray]]) -> None:
-            ids, mask = _pad(batch, runtime.spec["pad_token_id"])
+            ids, mask = _pad(batch, runtime.manifest.pad_token_id)
             runtime.generate_ids(ids, mask, new_tokens, beam=target.beam, ignore_eos=forced_new_tokens is not None)
 
         per_sentence = np.zeros((target.repeats, len(singles)))

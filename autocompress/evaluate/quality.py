@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autocompress.evaluate import Measurement
-from autocompress.evaluate_bleu import score_translations
+from autocompress.evaluate.bleu import score_translations
 
 if TYPE_CHECKING:
     from autocompress.data import ParallelCorpus

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from autocompress.evaluate import Measurement
+from autocompress.export.manifest import Manifest
 
 WEIGHT_SUFFIXES = (".onnx", ".data", ".onnx_data", ".bin")
 
@@ -13,8 +13,7 @@ WEIGHT_SUFFIXES = (".onnx", ".data", ".onnx_data", ".bin")
 def artifact_size(artifact: Path) -> dict[str, Measurement]:
     files = [p for p in artifact.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
     total = sum(p.stat().st_size for p in files)
-    spec = json.loads((artifact / "artifact.json").read_text())
-    precision = (spec.get("precision") or {}).get("dtype") or spec.get("quantization", "fp32")
+    precision = Manifest.read(artifact).dtype
     return {
         "size_mb": Measurement("size_mb", round(total / 2**20, 3), "MiB", f"files:{len(files)}|precision:{precision}")
     }

@@ -19,11 +19,11 @@ teacher translates differently from the teacher. Here:
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autocompress import arch
+from autocompress.export.manifest import Manifest, decoding_rules, model_fields
+from autocompress.model import arch
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from autocompress.task import Task
 
 QUANTIZATIONS = ("int8", "int16", "float32", "float16", "int8_float16", "bfloat16")
-ARTIFACT_FILE = "artifact.json"
 SUPPRESSED_BIAS = -1e4  # far below any logit, and finite in float16
 
 
@@ -75,21 +74,13 @@ def export_ctranslate2(
     out_dir.mkdir(parents=True, exist_ok=True)
     spec.save(str(out_dir))
     tokenizer.save_pretrained(out_dir)
-    manifest = {
-        "format": "ctranslate2",
-        "quantization": quantization,
-        "heads": heads,
-        "head_dim": head_dim,
-        "decoder_start_token_id": model.config.decoder_start_token_id,
-        "eos_token_id": model.config.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-        "suppressed_token_ids": suppressed_ids(student),
-        "forced_eos_token_id": student.generation_config.forced_eos_token_id,
-        "separate_vocabularies": source != target,
-        "family": model.config.model_type,
-        "task": task.to_dict() if task is not None else {},
-    }
-    (out_dir / ARTIFACT_FILE).write_text(json.dumps(manifest, indent=2))
+    dtype = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(quantization, quantization)
+    Manifest(
+        runtime="ctranslate2",
+        files={"model": "model.bin"},
+        precision={"runtime": "ctranslate2", "dtype": dtype, "quantization": quantization},
+        **model_fields(student, task),
+    ).write(out_dir)
     return out_dir
 
 
@@ -110,13 +101,6 @@ def _in_id_order(vocabulary: dict[str, int], rows: int) -> list[str]:
         if index < rows:
             tokens[index] = token
     return tokens
-
-
-def suppressed_ids(model: PreTrainedModel) -> list[int]:
-    """What generate() never emits for this model: suppress_tokens and single-token bad words (OPUS-MT: <pad>)."""
-    config = model.generation_config
-    bad = {ids[0] for ids in (config.bad_words_ids or []) if len(ids) == 1}
-    return sorted(bad | set(config.suppress_tokens or []))
 
 
 def _marian_spec(
@@ -156,7 +140,7 @@ def _marian_spec(
     loader.set_linear(spec.decoder.projection, model.lm_head)
     bias = getattr(model, "final_logits_bias", None)
     bias = bias.detach().reshape(-1).clone() if bias is not None else torch.zeros(len(target))
-    bias[suppressed_ids(model)] = SUPPRESSED_BIAS
+    bias[decoding_rules(model)["suppressed_token_ids"]] = SUPPRESSED_BIAS
     if bias.count_nonzero() > 0:
         spec.decoder.projection.bias = bias.numpy()
     spec.config.bos_token = tokenizer.bos_token or tokenizer.eos_token

@@ -7,13 +7,13 @@ decoder.onnx   input_ids (one token a row), encoder_attention_mask, encoder_hidd
 
 Cross-attention keys and values are computed once by the encoder graph, not at every step. Per-layer head counts
 (pruned students) are just the shapes of those tensors. The directory also holds the tokenizer, the config, the
-recipe (when there is one) and artifact.json, which names everything a runtime loop needs.
+recipe (when there is one) and artifact.json (autocompress.export.manifest), which names everything a runtime loop
+needs.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from autocompress import arch
-from autocompress.export.format import ARTIFACT_FILE, FORMAT, FORMAT_VERSION
+from autocompress.export.manifest import Manifest, model_fields
+from autocompress.model import arch
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -102,7 +102,6 @@ def export_onnx(
     model = _exportable(model)
     blocks = arch.attention_blocks(model)
     self_heads = [b.num_heads for b in blocks if b.kind == "decoder_self"]
-    cross_heads = [b.num_heads for b in blocks if b.kind == "cross"]
     head_dim = blocks[0].head_dim
     layers = len(self_heads)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,40 +151,15 @@ def export_onnx(
         )
     tokenizer.save_pretrained(out_dir)
     model.config.save_pretrained(out_dir)
-    manifest = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "family": model.config.model_type,
-        "encoder": "encoder.onnx",
-        "decoder": "decoder.onnx",
-        "decoder_layers": layers,
-        "self_heads": self_heads,
-        "cross_heads": cross_heads,
-        "head_dim": head_dim,
-        "decoder_start_token_id": model.config.decoder_start_token_id,
-        "eos_token_id": model.config.eos_token_id,
-        "pad_token_id": model.config.pad_token_id,
-        "decoding": decoding_rules(model),
-        "task": task.to_dict() if task is not None else {},
-        "recipe": recipe.to_dict() if recipe is not None else None,
-        "recipe_id": recipe.id if recipe is not None else None,
-        "metrics": metrics or {},
-    }
-    (out_dir / ARTIFACT_FILE).write_text(json.dumps(manifest, indent=2))
+    Manifest(
+        runtime="onnxruntime",
+        files={"encoder": "encoder.onnx", "decoder": "decoder.onnx"},
+        recipe=recipe.to_dict() if recipe is not None else None,
+        recipe_id=recipe.id if recipe is not None else None,
+        metrics=metrics or {},
+        **model_fields(model, task),
+    ).write(out_dir)
     return out_dir
-
-
-def decoding_rules(model: PreTrainedModel) -> dict[str, Any]:
-    """What transformers' generate() imposes on every step for this model, so the ONNX loop decodes the same way."""
-    config = model.generation_config
-    bad = list(config.bad_words_ids or [])
-    if any(len(ids) != 1 for ids in bad):
-        raise ValueError("bad_words_ids longer than one token are not supported by the ONNX loop")
-    return {
-        "forced_bos_token_id": config.forced_bos_token_id,  # the first generated token (MBart/M2M100 language)
-        "forced_eos_token_id": config.forced_eos_token_id,  # forced when the length limit is reached
-        "suppressed_token_ids": sorted({ids[0] for ids in bad} | set(config.suppress_tokens or [])),
-    }
 
 
 def _exportable(model: PreTrainedModel) -> PreTrainedModel:

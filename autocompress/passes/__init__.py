@@ -1,16 +1,20 @@
-"""The compression passes. Each module declares NAME, STAGE, PARAMS and apply(model, config, ctx).
+"""The compression passes, one file each, registered here (autocompress.passes.base has the contract and registry).
 
 Stages run in this order: structure (layers, heads, FFN neurons) → sparsity (its schedule runs inside training) →
-train (distillation) → artifact (precision, on the exported model).
+train (distillation) → artifact (precision: the runtime and numeric format of the exported model).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from autocompress.passes.base import PASSES, STAGE_ORDER, Pass, in_stage_order, register, unregister
+from autocompress.passes.distill import Distill
+from autocompress.passes.ffn import FFN
+from autocompress.passes.heads import Heads
+from autocompress.passes.layers import Layers
+from autocompress.passes.precision import Precision
+from autocompress.passes.sparsity import Sparsity
 
-from autocompress.passes import distill, ffn, heads, layers, precision, sparsity
+for _pass in (Layers(), Heads(), FFN(), Sparsity(), Distill(), Precision()):
+    register(_pass)
 
-STAGE_ORDER = ("structure", "sparsity", "train", "artifact")
-PASSES: dict[str, ModuleType] = {m.NAME: m for m in (layers, heads, ffn, sparsity, distill, precision)}
-
-__all__ = ["PASSES", "STAGE_ORDER"]
+__all__ = ["PASSES", "STAGE_ORDER", "Pass", "in_stage_order", "register", "unregister"]

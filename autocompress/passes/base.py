@@ -1,11 +1,29 @@
-"""What every pass declares: its search parameters (name, range, default, description) and how it is applied."""
+"""The pass contract: what every pass declares (its search parameters, its rules) and how it is applied; the registry.
+
+A pass is one file with one subclass of Pass: its name, its stage, its parameters (name, range, default,
+description), when a configuration does nothing, which values a parameter may take for a model and target, how its
+parameters are suggested (define-by-run), how it adjusts to other passes' choices, which targets it can run on, and
+`apply`. Model passes (stages structure, sparsity, train) apply to the student; artifact passes (stage artifact) to an
+ArtifactBuild, the exported model under construction. The recipe, the search space, the student builder, the artifact
+builder and the worker read the registry, so a new pass is its file, a `register` call, and its lines in a
+search-space YAML.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from autocompress.errors import UserInputError
+
+if TYPE_CHECKING:
+    from autocompress.passes.context import PassContext
+    from autocompress.recipe import PassConfig, Recipe
+
+STAGE_ORDER = ("structure", "sparsity", "train", "artifact")
+MODEL_STAGES = ("structure", "sparsity", "train")
 
 
 class RecipeError(UserInputError):
@@ -57,3 +75,96 @@ class Param:
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise RecipeError(problem)
         return value
+
+
+@dataclass(frozen=True)
+class SpaceInfo:
+    """What suggesting a recipe knows besides the space: the teacher, the target, and the kind of student."""
+
+    teacher_layers: dict[str, int]
+    device: str
+    family: str  # the teacher's model_type
+    student: str = "pruned"  # 'teacher': the trial keeps the teacher's weights (artifact passes only)
+
+
+# ask(pass name, parameter, allowed values or None, name suffix) → the trial's value; suggest() calls it
+Ask = Callable[[str, str, "tuple[Any, ...] | None", str], Any]
+Choices = dict[str, dict[str, Any]]  # pass name → the parameters chosen so far
+
+
+@dataclass
+class ArtifactBuild:
+    """What artifact passes work on: the trained student, and the directory its artifact is built in."""
+
+    student: Any  # transformers PreTrainedModel
+    tokenizer: Any
+    recipe: Recipe
+    out: Path  # the first artifact pass creates it; later ones change it in place
+    onnx_fp32: Callable[[], Path]  # the student's fp32 ONNX export, made (and cached) on first call
+    calibration: Sequence[str] = ()  # source sentences, for calibrated quantization
+
+
+class Pass:
+    name: ClassVar[str]
+    stage: ClassVar[str]  # one of STAGE_ORDER
+    params: ClassVar[tuple[Param, ...]]
+    structural: ClassVar[bool] = False  # changes the student's weights or shape: the student is then trained
+    always: ClassVar[bool] = False  # in every recipe (precision: every trial has an artifact)
+
+    def is_noop(self, params: dict[str, Any]) -> bool:
+        """Whether a configuration changes nothing (such a pass is left out of recipes). By default: every
+        parameter at its default."""
+        return all(params.get(p.name, p.default) == p.default for p in self.params)
+
+    def wanted(self, chosen: Choices, space: SpaceInfo) -> bool:
+        """Whether a recipe asks for this pass at all, given what was chosen before it. Model passes need a pruned
+        student; training is wanted when a structural pass changed the student."""
+        if self.stage == "artifact":
+            return True
+        if self.stage == "train":
+            return any(p.structural and not p.is_noop(chosen.get(p.name, {})) for p in PASSES.values())
+        return space.student == "pruned"
+
+    def included(self, params: dict[str, Any], chosen: Choices, space: SpaceInfo) -> bool:
+        """Whether the recipe holds this pass with these parameters."""
+        return self.always or not self.is_noop(params)
+
+    def options(self, param: Param, chosen: Choices, space: SpaceInfo) -> tuple[tuple[Any, ...] | None, str]:
+        """(the values a parameter may take for this model and target, None for its declared range; a suffix for
+        its Optuna name, where its values depend on another choice)."""
+        return None, ""
+
+    def suggest(self, ask: Ask, chosen: Choices, space: SpaceInfo) -> None:
+        """Ask for each parameter that matters given the values chosen so far (Param.when)."""
+        defaults = {p.name: p.default for p in self.params}
+        for param in self.params:
+            if param.relevant(defaults | chosen[self.name]):
+                ask(self.name, param.name, *self.options(param, chosen, space))
+
+    def constrain(self, chosen: Choices, space: SpaceInfo) -> None:
+        """Adjust this pass's choices to the other passes' (called after every pass has suggested)."""
+
+    def check_target(self, config: PassConfig, device: str) -> None:
+        """Refuse, before any work, a configuration the target device cannot run (a RecipeError naming why)."""
+
+    def apply(self, subject: Any, config: PassConfig, ctx: PassContext | None) -> None:
+        """Apply to the student (model stages) or to an ArtifactBuild (artifact stage)."""
+        raise NotImplementedError
+
+
+PASSES: dict[str, Pass] = {}  # name → pass, filled by register()
+
+
+def register(instance: Pass) -> Pass:
+    if instance.stage not in STAGE_ORDER:
+        raise ValueError(f"pass {instance.name!r}: stage {instance.stage!r} is not one of {', '.join(STAGE_ORDER)}")
+    PASSES[instance.name] = instance
+    return instance
+
+
+def unregister(name: str) -> None:
+    PASSES.pop(name, None)
+
+
+def in_stage_order() -> list[Pass]:
+    return sorted(PASSES.values(), key=lambda p: STAGE_ORDER.index(p.stage))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from autocompress.cache import ArtifactCache, corpus_fingerprint, model_fingerprint
-from autocompress.importance import ImportanceSettings, score_importance
+from autocompress.model.importance import ImportanceSettings, score_importance
 from autocompress.task import Task
 
 if TYPE_CHECKING:

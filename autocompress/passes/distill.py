@@ -11,14 +11,14 @@ from __future__ import annotations
 import random
 import time
 from itertools import accumulate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from autocompress.batching import collate, encode_pairs, token_batches
 from autocompress.evaluate.measure_lock import background_work
-from autocompress.passes.base import Param
+from autocompress.model.batching import collate, encode_pairs, token_batches
+from autocompress.passes.base import Choices, Param, Pass, SpaceInfo
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
     from autocompress.recipe import PassConfig
 
-NAME = "distill"
-STAGE = "train"
 METHODS = ("word", "sequence", "word+sequence", "finetune")
 WORD_LEVEL = ("word", "word+sequence")  # the methods that use T and α
 PARAMS = (
@@ -70,10 +68,26 @@ PARAMS = (
 MAX_LENGTH = 128
 
 
-def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
+class Distill(Pass):
+    name = "distill"
+    stage = "train"
+    params = PARAMS
+
+    def is_noop(self, params: dict[str, Any]) -> bool:
+        return params.get("steps", 1) == 0
+
+    def included(self, params: dict[str, Any], chosen: Choices, space: SpaceInfo) -> bool:
+        """A structurally changed student is always trained (the space's settings, else the defaults)."""
+        return self.wanted(chosen, space) and not self.is_noop(params)
+
+    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
+        assert ctx is not None
+        if not self.is_noop(config.as_dict()):
+            distill(subject, config, ctx)
+
+
+def distill(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
     steps = config["steps"]
-    if steps == 0:
-        return
     method = config["method"]
     device = torch.device(ctx.device)
     model.to(device).train()
@@ -164,7 +178,7 @@ def teacher_translations(ctx: PassContext) -> tuple[list[list[int]], list[list[i
 
 
 def _greedy_ids(ctx: PassContext, sources: list[str]) -> list[list[int]]:
-    from autocompress.translate import generate_ids
+    from autocompress.model.translate import generate_ids
 
     rows = generate_ids(ctx.teacher.eval(), ctx.tokenizer, sources, batch_size=64, max_length=MAX_LENGTH, task=ctx.task)
     pad, eos = ctx.tokenizer.pad_token_id, ctx.tokenizer.eos_token_id

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from autocompress import arch
-from autocompress.passes.base import Param
-from autocompress.surgery import select_columns, select_rows
+from autocompress.model import arch
+from autocompress.model.surgery import select_columns, select_rows
+from autocompress.passes.base import Param, Pass
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -16,14 +16,25 @@ if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
     from autocompress.recipe import PassConfig
 
-NAME = "ffn"
-STAGE = "structure"
 PARAMS = (Param("keep", "float", 1.0, "fraction of FFN intermediate neurons kept in every layer", low=0.05, high=1.0),)
 
 
-def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
-    if config["keep"] >= 1.0:
-        return
+class FFN(Pass):
+    name = "ffn"
+    stage = "structure"
+    params = PARAMS
+    structural = True
+
+    def is_noop(self, params: dict[str, Any]) -> bool:
+        return params.get("keep", 1.0) >= 1.0
+
+    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
+        assert ctx is not None
+        if not self.is_noop(config.as_dict()):
+            keep_neurons(subject, config, ctx)
+
+
+def keep_neurons(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
     scores = ctx.importance()
     for block in arch.ffn_blocks(model):
         origin = arch.layers(model, block.stack)[block.layer].autocompress_origin

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers.models.t5.modeling_t5 import T5Attention
 
-from autocompress import arch
-from autocompress.passes.base import Param
-from autocompress.surgery import select_columns, select_rows
+from autocompress.model import arch
+from autocompress.model.surgery import select_columns, select_rows
+from autocompress.passes.base import Choices, Param, Pass, SpaceInfo
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
     from autocompress.recipe import PassConfig
 
-NAME = "heads"
-STAGE = "structure"
 _KIND_HELP = "fraction of {} heads removed (null: the global fraction)"
 PARAMS = (
     Param("fraction", "float", 0.0, "fraction of attention heads removed, in each attention kind", low=0.0, high=0.95),
@@ -44,10 +42,27 @@ PARAMS = (
 )
 
 
-def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
+class Heads(Pass):
+    name = "heads"
+    stage = "structure"
+    params = PARAMS
+    structural = True
+
+    def is_noop(self, params: dict[str, Any]) -> bool:
+        return not params.get("fraction") and not any(params.get(kind) for kind in arch.ATTENTION_KINDS)
+
+    def constrain(self, chosen: Choices, space: SpaceInfo) -> None:
+        if chosen.get("precision", {}).get("runtime") == "ctranslate2" and chosen[self.name]:
+            chosen[self.name]["allocation"] = "uniform"  # CTranslate2 takes one head count per stack
+
+    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
+        assert ctx is not None
+        if not self.is_noop(config.as_dict()):
+            remove_heads(subject, config, ctx)
+
+
+def remove_heads(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
     fractions = {k: config[k] if config[k] is not None else config["fraction"] for k in arch.ATTENTION_KINDS}
-    if not any(fractions.values()):
-        return
     scores = ctx.importance()
     for kind, fraction in fractions.items():
         blocks = [b for b in arch.attention_blocks(model) if b.kind == kind]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from autocompress import arch
-from autocompress.passes.base import Param, RecipeError
+from autocompress.model import arch
+from autocompress.passes.base import Choices, Param, Pass, RecipeError, SpaceInfo
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
     from autocompress.recipe import PassConfig
 
-NAME = "layers"
-STAGE = "structure"
 STRATEGIES = ("even", "bottom", "top", "importance")
 PARAMS = (
     Param("encoder_layers", "int", None, "encoder layers kept (null keeps all)", low=1, high=64, optional=True),
@@ -43,7 +41,26 @@ def select(total: int, keep: int, strategy: str, rises: list[float] | None = Non
     return [round((i + 1) * total / keep) - 1 for i in range(keep)]
 
 
-def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
+class Layers(Pass):
+    name = "layers"
+    stage = "structure"
+    params = PARAMS
+    structural = True
+
+    def is_noop(self, params: dict[str, Any]) -> bool:
+        return params.get("encoder_layers") is None and params.get("decoder_layers") is None
+
+    def constrain(self, chosen: Choices, space: SpaceInfo) -> None:
+        for stack in arch.STACKS:  # all kept: the same recipe as not naming it
+            if chosen[self.name].get(f"{stack}_layers") == space.teacher_layers[stack]:
+                chosen[self.name][f"{stack}_layers"] = None
+
+    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
+        assert ctx is not None
+        keep_layers(subject, config, ctx)
+
+
+def keep_layers(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
     for stack in arch.STACKS:
         keep = config[f"{stack}_layers"]
         current = list(arch.layers(model, stack))

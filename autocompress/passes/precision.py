@@ -1,4 +1,7 @@
-"""Precision: a pass on the exported ONNX artifact (both graphs), with onnxruntime's own quantizers.
+"""Precision: the artifact stage, the runtime and numeric format of the deployed model.
+
+onnxruntime: the student's fp32 ONNX export, both graphs converted with onnxruntime's own quantizers. ctranslate2:
+one conversion of the student at the CTranslate2 quantization that matches the dtype (Marian students).
 
 int8: dynamic quantization (weights int8 ahead of time, activations per call), MatMul only or also the embedding
 Gather, per-tensor or per-channel. int8_static: QDQ with activation ranges calibrated on real decoder traffic (the
@@ -10,18 +13,17 @@ never assumed: on the CPU of the design notes static int8 and fp16 were slower t
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autocompress.passes.base import Param, RecipeError
+from autocompress.export.manifest import Manifest, update_manifest
+from autocompress.passes.base import ArtifactBuild, Choices, Param, Pass, RecipeError, SpaceInfo
 
 if TYPE_CHECKING:
+    from autocompress.passes.context import PassContext
     from autocompress.recipe import PassConfig
 
-NAME = "precision"
-STAGE = "artifact"
 RUNTIMES = ("onnxruntime", "ctranslate2")
 # The devices each runtime runs each precision on. onnxruntime's int8 kernels are CPU kernels; fp16 and bf16 are CUDA
 # formats (fp16 in onnxruntime on CPU falls back to casts and was slower than fp32, design notes).
@@ -85,6 +87,42 @@ PARAMS = (
     ),
 )
 GRAPHS = ("encoder", "decoder")
+CALIBRATION_SENTENCES = 64
+
+
+class Precision(Pass):
+    name = "precision"
+    stage = "artifact"
+    params = PARAMS
+    always = True
+
+    def is_noop(self, params: dict[str, Any]) -> bool:
+        return False
+
+    def options(self, param: Param, chosen: Choices, space: SpaceInfo) -> tuple[tuple[Any, ...] | None, str]:
+        if param.name == "runtime":  # the CTranslate2 export takes Marian models (autocompress.export.ctranslate2)
+            return (RUNTIMES if space.family == "marian" else ("onnxruntime",)), ""
+        if param.name == "dtype":  # each runtime its own dtypes on the target: one Optuna parameter per runtime
+            runtime = chosen[self.name].get("runtime", "onnxruntime")
+            return tuple(valid_dtypes(runtime, space.device)), runtime
+        return None, ""
+
+    def check_target(self, config: PassConfig, device: str) -> None:
+        check_target(config, device)
+
+    def apply(self, subject: ArtifactBuild, config: PassConfig, ctx: PassContext | None) -> None:
+        if config["runtime"] == "ctranslate2":
+            from autocompress.export.ctranslate2 import export_ctranslate2
+
+            quantization = CT2_QUANTIZATION[config["dtype"]]
+            export_ctranslate2(subject.student, subject.tokenizer, subject.out, quantization, subject.recipe.task)
+            return
+        source, readers = subject.onnx_fp32(), None
+        if config["dtype"] == "int8_static":
+            from autocompress.runtime.calibration import calibration_readers
+
+            readers = calibration_readers(source, list(subject.calibration[:CALIBRATION_SENTENCES]))
+        apply_artifact(source, subject.out, config, readers)
 
 
 @functools.cache
@@ -135,9 +173,9 @@ def apply_artifact(source: Path, target: Path, config: PassConfig, calibration: 
     if dtype == "int8_static" and calibration is None:
         raise ValueError("int8_static needs calibration feeds (see autocompress.runtime.calibration)")
     shutil.copytree(source, target)
-    spec = json.loads((source / "artifact.json").read_text())
+    files = Manifest.read(source).files
     for graph in GRAPHS:
-        src, dst = source / spec[graph], target / spec[graph]
+        src, dst = source / files[graph], target / files[graph]
         if dtype == "int8":
             _int8_dynamic(src, dst, config)
         elif dtype == "int8_static":
@@ -146,8 +184,7 @@ def apply_artifact(source: Path, target: Path, config: PassConfig, calibration: 
             _int4(src, dst, config)
         elif dtype == "fp16":
             _fp16(src, dst)
-    spec["precision"] = {k: v for k, v in config.params}
-    (target / "artifact.json").write_text(json.dumps(spec, indent=2))
+    update_manifest(target, precision=dict(config.params))
     return target
 
 

@@ -7,12 +7,12 @@ recorded is counted on the weights afterwards, not assumed from the target.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from autocompress import arch
-from autocompress.passes.base import Param
+from autocompress.model import arch
+from autocompress.passes.base import Param, Pass
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
     from autocompress.recipe import PassConfig
 
-NAME = "sparsity"
-STAGE = "sparsity"
 PARAMS = (
     Param("target", "float", 0.0, "fraction of layer weights set to zero", low=0.0, high=0.95),
     Param(
@@ -94,6 +92,17 @@ def measured_sparsity(model: PreTrainedModel) -> float:
     return zeros / sum(w.numel() for w in weights)
 
 
-def apply(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
-    if config["target"] > 0:
-        ctx.sparsifier = Sparsifier(model, config)
+class Sparsity(Pass):
+    name = "sparsity"
+    stage = "sparsity"
+    params = PARAMS
+    structural = True
+
+    def is_noop(self, params: dict[str, Any]) -> bool:
+        return not params.get("target")
+
+    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
+        """Sets the schedule that distillation steps (or the student builder finishes, without training)."""
+        assert ctx is not None
+        if not self.is_noop(config.as_dict()):
+            ctx.sparsifier = Sparsifier(subject, config)

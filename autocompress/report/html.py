@@ -7,11 +7,10 @@ import html
 import json
 from pathlib import Path
 
-import optuna
 import pandas as pd
 
-from autocompress.report.export import comparison
-from autocompress.report.tables import MEASURED, baseline_row, pareto_trials, row, trials_frame
+from autocompress.report.tables import front_rows, trials_frame
+from autocompress.report.view import StudyView, comparison
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -26,17 +25,15 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
 
 
-def write_html(study: optuna.Study, out: Path, plots: dict[str, str], selected: int | None, rule: str) -> Path:
-    settings = study.user_attrs.get("settings", {})
-    baseline = study.user_attrs.get("baseline", {})
-    parts = [f"<h1>autocompress study <code>{html.escape(study.study_name)}</code></h1>"]
-    if selected is not None:
-        chosen = study.trials[selected]
-        rows = comparison(baseline.get("values", {}), chosen.user_attrs["values"])
-        parts.append(f"<h2>Selected: trial {selected} ({html.escape(rule)}, meeting the constraints)</h2>")
+def write_html(view: StudyView, out: Path, plots: dict[str, str]) -> Path:
+    settings, baseline, chosen = view.settings, view.baseline, view.selected
+    parts = [f"<h1>autocompress study <code>{html.escape(view.name)}</code></h1>"]
+    if chosen is not None:
+        rows = comparison(view, chosen.user_attrs["values"])
+        parts.append(f"<h2>Selected: trial {chosen.number} ({html.escape(view.rule)}, meeting the constraints)</h2>")
         parts.append(_table(pd.DataFrame(rows)))
     else:
-        parts.append(f"<h2>No trial met the constraints</h2><p>max BLEU drop {settings.get('max_bleu_drop')}.</p>")
+        parts.append(f"<h2>No trial met the constraints</h2><p>max BLEU drop {view.max_bleu_drop}.</p>")
     parts.append("<h2>Plots</h2>")
     for name, file in plots.items():
         if file.endswith(".png"):
@@ -46,14 +43,15 @@ def write_html(study: optuna.Study, out: Path, plots: dict[str, str], selected: 
             )
         else:
             parts.append(f"<p class='note'>{html.escape(name)}: {html.escape(file)}</p>")
-    front = pd.DataFrame([baseline_row(study)] + [row(t) for t in pareto_trials(study)])
-    parts.append("<h2>Pareto front (teacher first)</h2>" + _table(front[["trial", *MEASURED, "recipe_id"]]))
-    frame = trials_frame(study)
+    front = pd.DataFrame(front_rows(view))
+    columns = ["trial", *(m.key for m in view.measures), "recipe_id"]
+    parts.append("<h2>Pareto front (teacher first)</h2>" + _table(front[columns]))
+    frame = trials_frame(view)
     parts.append(f"<h2>All trials ({len(frame)})</h2>" + _table(frame.drop(columns=["artifact"], errors="ignore")))
     signatures = baseline.get("signatures", {})
     parts.append("<h2>Settings and signatures</h2><pre>" + html.escape(json.dumps(settings, indent=2)) + "</pre>")
     parts.append("<pre>" + html.escape(json.dumps(signatures, indent=2)) + "</pre>")
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(study.study_name)}</title>"
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(view.name)}</title>"
     page += f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")

@@ -14,54 +14,48 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after use(): servers have no display
-import optuna
 from optuna.visualization import matplotlib as ovm
 
-from autocompress.engine.study import OBJECTIVES
-from autocompress.report.tables import feasible, measured_trials, pareto_trials
+from autocompress.engine.study import is_feasible
+from autocompress.report.view import StudyView
 
 
-def objective_names(study: optuna.Study) -> list[str]:
-    return list(study.user_attrs.get("settings", {}).get("objectives", [])) or ["bleu", "latency", "memory"]
-
-
-def reference_point(study: optuna.Study) -> list[float]:
-    """For the hypervolume: a little worse than the worst value seen of each objective (BLEU: 0)."""
-    names = objective_names(study)
-    trials = measured_trials(study)
+def reference_point(view: StudyView) -> list[float]:
+    """For the hypervolume: a little worse than the worst value seen of each objective (scores: 0)."""
     point = []
-    for i, name in enumerate(names):
-        seen = [t.values[i] for t in trials]
-        if OBJECTIVES[name].direction == "maximize":
-            point.append(0.0 if name in ("bleu", "chrf") else min(seen) * 0.9)
+    for i, objective in enumerate(view.objectives):
+        seen = [t.values[i] for t in view.measured]
+        if objective.higher_is_better:
+            point.append(0.0 if not objective.unit else min(seen) * 0.9)
         else:
             point.append(max(seen) * 1.1)
     return point
 
 
-def bleu_latency(study: optuna.Study, path: Path, max_bleu_drop: float | None) -> None:
-    trials = measured_trials(study)
+def bleu_latency(view: StudyView, path: Path) -> None:
+    trials = view.measured
     values = [t.user_attrs["values"] for t in trials]
+    titles = {m.key: m.title for m in view.measures}
     fig, ax = plt.subplots(figsize=(7.5, 5))
     points = ax.scatter(
         [v["latency_p50_ms"] for v in values],
         [v["bleu"] for v in values],
         c=[v["peak_rss_mb"] for v in values],
         cmap="viridis",
-        edgecolors=["black" if feasible(t) else "none" for t in trials],
+        edgecolors=["black" if is_feasible(t) else "none" for t in trials],
         s=40,
     )
-    fig.colorbar(points, ax=ax, label="peak RSS (MiB)")
-    front = sorted((t.user_attrs["values"] for t in pareto_trials(study)), key=lambda v: v["latency_p50_ms"])
+    fig.colorbar(points, ax=ax, label=titles["peak_rss_mb"])
+    front = sorted((t.user_attrs["values"] for t in view.front), key=lambda v: v["latency_p50_ms"])
     if front:
         ax.plot([v["latency_p50_ms"] for v in front], [v["bleu"] for v in front], "r--", lw=1, label="Pareto front")
-    baseline = study.user_attrs.get("baseline", {}).get("values")
+    baseline = view.baseline.get("values")
     if baseline:
         ax.scatter([baseline["latency_p50_ms"]], [baseline["bleu"]], marker="*", s=250, c="red", label="teacher")
-        if max_bleu_drop is not None:
-            ax.axhline(baseline["bleu"] - max_bleu_drop, color="gray", lw=0.8, ls=":", label="max BLEU drop")
-    ax.set_xlabel("p50 latency at batch 1 (ms)")
-    ax.set_ylabel("BLEU (dev)")
+        if view.max_bleu_drop is not None:
+            ax.axhline(baseline["bleu"] - view.max_bleu_drop, color="gray", lw=0.8, ls=":", label="max BLEU drop")
+    ax.set_xlabel(titles["latency_p50_ms"])
+    ax.set_ylabel(f"{titles['bleu']} (dev)")
     ax.set_title("BLEU against latency (black edge: meets the constraints)")
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -69,10 +63,11 @@ def bleu_latency(study: optuna.Study, path: Path, max_bleu_drop: float | None) -
     plt.close(fig)
 
 
-def write_plots(study: optuna.Study, out: Path, max_bleu_drop: float | None) -> dict[str, str]:
+def write_plots(view: StudyView, out: Path) -> dict[str, str]:
     """name → file written, or → the reason it was skipped."""
-    names = objective_names(study)
-    labels = [OBJECTIVES[n].label for n in names]
+    study = view.study
+    names = list(view.settings["objectives"])  # file names: importance_bleu.png, importance_latency.png
+    labels = [o.title for o in view.objectives]
     drawn: dict[str, str] = {}
 
     def optuna_plot(draw: Callable[[], object]) -> Callable[[Path], None]:
@@ -87,9 +82,9 @@ def write_plots(study: optuna.Study, out: Path, max_bleu_drop: float | None) -> 
         return save
 
     plots: dict[str, Callable[[Path], None]] = {
-        "pareto_bleu_latency": lambda p: bleu_latency(study, p, max_bleu_drop),
+        "pareto_bleu_latency": lambda p: bleu_latency(view, p),
         "pareto_3d": optuna_plot(lambda: ovm.plot_pareto_front(study, target_names=labels)),
-        "hypervolume": optuna_plot(lambda: ovm.plot_hypervolume_history(study, reference_point=reference_point(study))),
+        "hypervolume": optuna_plot(lambda: ovm.plot_hypervolume_history(study, reference_point=reference_point(view))),
         "timeline": optuna_plot(lambda: ovm.plot_timeline(study)),
     }
     for i, name in enumerate(names[:2]):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import optuna
 from optuna.trial import FrozenTrial
-
-from autocompress.report.tables import feasible, measured_trials
 
 RULES = ("fastest", "smallest", "knee", "best-bleu")
 # p50 latencies this close to the fastest are a tie: re-measuring an artifact moves its p50 by about this much
@@ -14,9 +11,8 @@ RULES = ("fastest", "smallest", "knee", "best-bleu")
 LATENCY_TIE = 0.03
 
 
-def select(study: optuna.Study, rule: str) -> FrozenTrial | None:
-    """The chosen trial among those meeting the constraints, or None when none does."""
-    candidates = [t for t in measured_trials(study) if feasible(t)]
+def select(candidates: list[FrozenTrial], rule: str) -> FrozenTrial | None:
+    """The chosen trial among the measured trials that meet the constraints, or None when there is none."""
     if not candidates:
         return None
     values = {t.number: t.user_attrs["values"] for t in candidates}

@@ -1,4 +1,4 @@
-"""The study as tables: every trial, and the Pareto front. Pure functions of the study; writers beside them."""
+"""The study as tables: every trial, and the Pareto front (teacher first), from the study view."""
 
 from __future__ import annotations
 
@@ -6,43 +6,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-MEASURED = ("bleu", "chrf", "latency_p50_ms", "latency_p95_ms", "throughput_b16", "peak_rss_mb", "size_mb")
+from autocompress.engine.study import is_feasible
+from autocompress.objectives import Measure
+from autocompress.report.view import StudyView
 
 
-def measured_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Complete trials that ran (a trial that repeated a measured recipe is left out: it is the same point)."""
-    return [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "duplicate_of" not in t.user_attrs
-    ]
-
-
-def feasible(trial: FrozenTrial) -> bool:
-    return all(c <= 0 for c in trial.constraints.values())
-
-
-def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Optuna's non-dominated trials (feasible ones only, when there are constraints), one per recipe."""
-    seen, front = set(), []
-    for t in sorted(study.best_trials, key=lambda t: t.number):
-        if t.user_attrs.get("recipe_id") not in seen and "duplicate_of" not in t.user_attrs:
-            seen.add(t.user_attrs.get("recipe_id"))
-            front.append(t)
-    return front
-
-
-def row(trial: FrozenTrial) -> dict[str, Any]:
+def row(trial: FrozenTrial, measures: tuple[Measure, ...]) -> dict[str, Any]:
     attrs = trial.user_attrs
     values = attrs.get("values", {})
     phases = attrs.get("phases", {})
     return {
         "trial": trial.number,
         "state": trial.state.name,
-        **{name: values.get(name) for name in MEASURED},
-        "feasible": feasible(trial) if trial.state == TrialState.COMPLETE else None,
+        **{m.key: values.get(m.key) for m in measures},
+        "feasible": is_feasible(trial) if trial.state == TrialState.COMPLETE else None,
         "recipe_id": attrs.get("recipe_id"),
         **{f"param {k}": v for k, v in sorted(trial.params.items())},
         "seconds": round(trial.duration.total_seconds(), 1) if trial.duration else None,
@@ -56,19 +36,28 @@ def row(trial: FrozenTrial) -> dict[str, Any]:
     }
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    return pd.DataFrame([row(t) for t in study.get_trials(deepcopy=False)])
+def trials_frame(view: StudyView) -> pd.DataFrame:
+    return pd.DataFrame([row(t, view.measures) for t in view.study.get_trials(deepcopy=False)])
 
 
-def baseline_row(study: optuna.Study) -> dict[str, Any]:
-    baseline = study.user_attrs.get("baseline", {})
-    return {"trial": "teacher", "state": "BASELINE", **{n: baseline.get("values", {}).get(n) for n in MEASURED}}
+def baseline_row(view: StudyView) -> dict[str, Any]:
+    values = view.baseline.get("values", {})
+    return {
+        "trial": "teacher",
+        "state": "BASELINE",
+        **{m.key: values.get(m.key) for m in view.measures},
+        "recipe_id": view.baseline.get("recipe_id"),
+    }
 
 
-def write_tables(study: optuna.Study, out: Path) -> None:
-    trials_frame(study).to_csv(out / "trials.csv", index=False)
-    front = pareto_trials(study)
-    pd.DataFrame([row(t) for t in front]).to_csv(out / "pareto.csv", index=False)
+def front_rows(view: StudyView) -> list[dict[str, Any]]:
+    """The teacher, then the front."""
+    return [baseline_row(view)] + [row(t, view.measures) for t in view.front]
+
+
+def write_tables(view: StudyView, out: Path) -> None:
+    trials_frame(view).to_csv(out / "trials.csv", index=False)
+    pd.DataFrame([row(t, view.measures) for t in view.front]).to_csv(out / "pareto.csv", index=False)
     records = [
         {
             "trial": t.number,
@@ -78,7 +67,14 @@ def write_tables(study: optuna.Study, out: Path) -> None:
             "signatures": t.user_attrs.get("signatures"),
             "artifact": t.user_attrs.get("artifact"),
         }
-        for t in front
+        for t in view.front
     ]
-    summary = {"study": study.study_name, "baseline": study.user_attrs.get("baseline"), "pareto": records}
+    summary = {
+        "study": view.name,
+        "objectives": [m.key for m in view.objectives],
+        "baseline": view.baseline,
+        "selected": view.selected.number if view.selected is not None else None,
+        "selection": view.rule,
+        "pareto": records,
+    }
     (out / "pareto.json").write_text(json.dumps(summary, indent=2))

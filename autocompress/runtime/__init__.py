@@ -1,27 +1,26 @@
 """Runtimes that translate with an exported artifact: onnxruntime (own loop) or CTranslate2, chosen by the artifact.
 
-Both offer the same surface to the evaluators (autocompress.runtime.base): `spec` (artifact.json), `task`,
+Both offer the same surface to the evaluators (autocompress.runtime.base): `manifest` (artifact.json), `task`,
 `tokenizer`, `encode` (text → token ids, the task's prefix included), `generate_ids` from token ids (what latency
 and memory time) and `translate` from text (what BLEU scores).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from autocompress.export.format import ARTIFACT_FILE, FORMAT
+from autocompress.export.manifest import Manifest
 from autocompress.task import Task
 
 RUNTIMES = ("onnxruntime", "ctranslate2")
 
 
 class Seq2SeqRuntime(Protocol):
-    spec: dict[str, Any]
+    manifest: Manifest
 
     @property
     def task(self) -> Task: ...
@@ -46,8 +45,7 @@ class Seq2SeqRuntime(Protocol):
 
 
 def artifact_runtime(directory: Path) -> str:
-    spec = json.loads((Path(directory) / ARTIFACT_FILE).read_text())
-    return "onnxruntime" if spec.get("format") == FORMAT else "ctranslate2"
+    return Manifest.read(directory).runtime
 
 
 def open_artifact(

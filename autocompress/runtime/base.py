@@ -1,13 +1,12 @@
 """What every artifact runtime shares: the manifest, the tokenizer bound to the artifact's task, text ↔ token ids.
 
-A runtime subclass supplies `generate_ids` (token ids in, output ids out: what latency and memory time); from it this
-base gives `translate` (text in, text out: what BLEU scores), with the task's source prefix applied and every special
-and language token kept out of the text.
+It reads the artifact's manifest (autocompress.export.manifest). A runtime subclass supplies `generate_ids` (token
+ids in, output ids out: what latency and memory time); from it this base gives `translate` (text in, text out: what
+BLEU scores), with the task's source prefix applied and every special and language token kept out of the text.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -15,31 +14,22 @@ from typing import Any
 
 import numpy as np
 
-from autocompress.export.format import ARTIFACT_FILE
+from autocompress.export.manifest import Manifest
+from autocompress.model.tokenizer import load_tokenizer
 from autocompress.task import MAX_SOURCE_TOKENS, Task, bind_tokenizer, decode, special_ids
-
-
-def load_tokenizer(directory: Path) -> Any:
-    import warnings
-
-    from transformers import AutoTokenizer
-
-    with warnings.catch_warnings():  # see autocompress.teacher.tokenizer: the normaliser it asks for is never called
-        warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
-        return AutoTokenizer.from_pretrained(directory)
 
 
 class ArtifactRuntime:
     directory: Path
-    spec: dict[str, Any]
+    manifest: Manifest
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self.spec = json.loads((self.directory / ARTIFACT_FILE).read_text())
+        self.manifest = Manifest.read(self.directory)
 
     @property
     def task(self) -> Task:
-        return Task.from_dict(self.spec.get("task"))
+        return Task.from_dict(self.manifest.task)
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -50,8 +40,8 @@ class ArtifactRuntime:
 
     @cached_property
     def output_special_ids(self) -> set[int]:
-        rules = self.spec.get("decoding") or {}
-        return special_ids(self.tokenizer, (rules.get("forced_bos_token_id"), self.spec.get("decoder_start_token_id")))
+        forced = self.manifest.decoding.get("forced_bos_token_id")
+        return special_ids(self.tokenizer, (forced, self.manifest.decoder_start_token_id))
 
     def encode(self, texts: Sequence[str], max_length: int = MAX_SOURCE_TOKENS) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask (padded to the longest) of raw texts: the task's prefix goes first."""
@@ -74,7 +64,7 @@ class ArtifactRuntime:
         raise NotImplementedError
 
     def translate(self, texts: Sequence[str], batch_size: int = 32, max_length: int = 256, beam: int = 1) -> list[str]:
-        """Batches formed longest first (as in autocompress.translate), so a batch size always groups the same texts."""
+        """Batches formed longest first (as autocompress.model.translate does): a batch size groups the same texts."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         result = [""] * len(texts)
         for start in range(0, len(order), batch_size):

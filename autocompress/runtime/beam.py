@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autocompress.runtime.onnx_loop import apply_rules
+from autocompress.runtime.rules import apply_rules
 
 if TYPE_CHECKING:
     from autocompress.runtime.onnx_loop import OnnxSeq2Seq
@@ -40,14 +40,14 @@ def beam_search(
     length_penalty: float = 1.0,
     early_stopping: bool = True,
 ) -> np.ndarray:
-    spec = runtime.spec
+    spec = runtime.manifest
     batch, k, prompt = input_ids.shape[0], beams, 1
     max_length, cur = prompt + max_new_tokens, prompt
     keep = 2 * k  # one eos id: max(2, 1 + 1) * k candidates
     state = runtime.start(input_ids, attention_mask, copies=k)
-    fill = spec["pad_token_id"] if spec["pad_token_id"] else spec["eos_token_id"]
+    fill = spec.pad_token_id if spec.pad_token_id else spec.eos_token_id
     running = np.full((batch, k, max_length), fill, dtype=np.int64)
-    running[:, :, 0] = spec["decoder_start_token_id"]
+    running[:, :, 0] = spec.decoder_start_token_id
     sequences = running.copy()
     running_scores = np.zeros((batch, k), dtype=np.float32)
     running_scores[:, 1:] = NEG
@@ -59,7 +59,7 @@ def beam_search(
     offsets = (np.arange(batch) * k)[:, None]
     while True:
         logits = state.step(running[:, :, cur - 1].reshape(-1, 1))
-        log_probs = apply_rules(_log_softmax(logits.astype(np.float32)), spec["decoding"], cur - prompt, max_new_tokens)
+        log_probs = apply_rules(_log_softmax(logits.astype(np.float32)), spec.decoding, cur - prompt, max_new_tokens)
         vocab = log_probs.shape[-1]
         totals = (log_probs.reshape(batch, k, vocab) + running_scores[:, :, None]).reshape(batch, -1)
         chosen = _top(totals, keep)
@@ -69,7 +69,7 @@ def beam_search(
         top_seqs[:, :, cur] = token
         top_origin = _take(running_origin, from_beam)
         top_origin[:, :, cur - prompt] = from_beam + offsets
-        hits = (token == spec["eos_token_id"]) | (cur + 1 >= max_length)
+        hits = (token == spec.eos_token_id) | (cur + 1 >= max_length)
 
         live_scores = (top_scores + hits.astype(np.float32) * NEG).astype(np.float32)
         live = _top(live_scores, k)

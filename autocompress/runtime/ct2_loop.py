@@ -37,7 +37,7 @@ class CT2Seq2Seq(ArtifactRuntime):
         self.translator = ctranslate2.Translator(
             str(directory),
             device=device,
-            compute_type=compute_type or self.spec.get("quantization", "default"),
+            compute_type=compute_type or self.manifest.precision.get("quantization", "default"),
             intra_threads=threads,
             inter_threads=1,
         )
@@ -55,7 +55,7 @@ class CT2Seq2Seq(ArtifactRuntime):
         """The output ids of a batch (padding dropped); ignore_eos decodes exactly max_new_tokens. Where the model
         forces eos as its last token (generate()'s forced_eos_token_id), the output stops one token short of the
         limit, as transformers' does."""
-        if not ignore_eos and self.spec.get("forced_eos_token_id") is not None:
+        if not ignore_eos and self.manifest.decoding.get("forced_eos_token_id") is not None:
             max_new_tokens -= 1
         batch = [
             [self.source_vocabulary[i] for i in row[mask > 0]]

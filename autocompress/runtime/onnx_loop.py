@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from autocompress.export.format import FORMAT
 from autocompress.runtime.base import ArtifactRuntime
+from autocompress.runtime.beam import beam_search
+from autocompress.runtime.rules import apply_rules
 
 
 def session_options(threads: int | None = None) -> Any:
@@ -30,19 +31,6 @@ def session_options(threads: int | None = None) -> Any:
 
 
 FeedHook = Callable[[str, dict[str, np.ndarray]], None]
-
-
-def apply_rules(scores: np.ndarray, rules: dict[str, Any], step: int, max_new_tokens: int) -> np.ndarray:
-    """generate()'s logits processors for this model: suppressed tokens, forced first and forced last token."""
-    if rules["suppressed_token_ids"]:
-        scores[:, rules["suppressed_token_ids"]] = -np.inf
-    forced = rules["forced_bos_token_id"] if step == 0 else None
-    if step == max_new_tokens - 1 and rules["forced_eos_token_id"] is not None:
-        forced = rules["forced_eos_token_id"]
-    if forced is not None:
-        scores[:] = -np.inf
-        scores[:, forced] = 0.0
-    return scores
 
 
 class DecoderState:
@@ -74,14 +62,14 @@ class OnnxSeq2Seq(ArtifactRuntime):
 
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         super().__init__(directory)
-        if self.spec.get("format") != FORMAT:
-            raise ValueError(f"{directory} is not an autocompress ONNX artifact")
+        if self.manifest.runtime != "onnxruntime":
+            raise ValueError(f"{directory} is a {self.manifest.runtime} artifact, not an onnxruntime one")
         options = session_options(threads)
         self.encoder = ort.InferenceSession(
-            str(self.directory / self.spec["encoder"]), options, providers=list(providers)
+            str(self.directory / self.manifest.files["encoder"]), options, providers=list(providers)
         )
         self.decoder = ort.InferenceSession(
-            str(self.directory / self.spec["decoder"]), options, providers=list(providers)
+            str(self.directory / self.manifest.files["decoder"]), options, providers=list(providers)
         )
         self.output_names = [o.name for o in self.decoder.get_outputs()]
 
@@ -98,8 +86,9 @@ class OnnxSeq2Seq(ArtifactRuntime):
             "encoder_attention_mask": np.repeat(attention_mask, copies, axis=0),
             "encoder_hidden_states": encoded[0],
         }
-        for i, heads in enumerate(self.spec["self_heads"]):
-            empty = np.zeros((rows, heads, 0, self.spec["head_dim"]), dtype=encoded[0].dtype)
+        structure = self.manifest.structure
+        for i, heads in enumerate(structure["self_heads"]):
+            empty = np.zeros((rows, heads, 0, structure["head_dim"]), dtype=encoded[0].dtype)
             feed[f"past_key_{i}"], feed[f"past_value_{i}"] = empty, empty
             feed[f"cross_key_{i}"], feed[f"cross_value_{i}"] = encoded[1 + 2 * i], encoded[2 + 2 * i]
         return DecoderState(self, feed, on_feed)
@@ -117,19 +106,17 @@ class OnnxSeq2Seq(ArtifactRuntime):
         on_feed(graph, inputs) sees every graph call (calibration records real traffic with it). ignore_eos decodes
         exactly max_new_tokens (greedy): latency of random-weight models, whose eos comes at random."""
         if beam > 1:
-            from autocompress.runtime.beam import beam_search
-
             return beam_search(self, input_ids, attention_mask, max_new_tokens, beam)
-        spec, batch = self.spec, input_ids.shape[0]
+        spec, batch = self.manifest, input_ids.shape[0]
         state = self.start(input_ids, attention_mask, on_feed=on_feed)
-        tokens = np.full((batch, 1), spec["decoder_start_token_id"], dtype=np.int64)
+        tokens = np.full((batch, 1), spec.decoder_start_token_id, dtype=np.int64)
         finished = np.zeros(batch, dtype=bool)
         out = [tokens]
         for step in range(max_new_tokens):
-            logits = apply_rules(state.step(tokens), spec["decoding"], step, max_new_tokens)
-            chosen = np.where(finished, spec["pad_token_id"], logits.argmax(-1))
+            logits = apply_rules(state.step(tokens), spec.decoding, step, max_new_tokens)
+            chosen = np.where(finished, spec.pad_token_id, logits.argmax(-1))
             if not ignore_eos:
-                finished |= chosen == spec["eos_token_id"]
+                finished |= chosen == spec.eos_token_id
             tokens = chosen[:, None].astype(np.int64)
             out.append(tokens)
             if finished.all():

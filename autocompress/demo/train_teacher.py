@@ -18,8 +18,8 @@ from typing import IO, TYPE_CHECKING
 
 import torch
 
-from autocompress.batching import collate, encode_pairs, token_batches
 from autocompress.data import load_demo
+from autocompress.model.batching import collate, encode_pairs, token_batches
 
 if TYPE_CHECKING:
     from transformers import MarianMTModel, PreTrainedTokenizerBase
@@ -89,9 +89,10 @@ def _save_atomic(obj: object, path: Path) -> None:
 
 def train_teacher(workdir: Path, settings: TeacherSettings, log: Callable[[str], object] = print) -> Path:
     """Train (or resume) in workdir; returns the directory of the final model (save_pretrained layout)."""
-    from autocompress.evaluate_bleu import score_translations
-    from autocompress.teacher.tokenizer import load_demo_tokenizer, train_marian_tokenizer
-    from autocompress.translate import translate_texts
+    from autocompress.demo.tokenizer import train_marian_tokenizer
+    from autocompress.evaluate.bleu import score_translations
+    from autocompress.model.load import load_tokenizer
+    from autocompress.model.translate import translate_texts
 
     workdir.mkdir(parents=True, exist_ok=True)
     settings_file = workdir / "settings.json"
@@ -111,7 +112,7 @@ def train_teacher(workdir: Path, settings: TeacherSettings, log: Callable[[str],
 
     tok_dir = workdir / "tokenizer"
     if (tok_dir / "tokenizer_config.json").exists():
-        tokenizer = load_demo_tokenizer(tok_dir)
+        tokenizer = load_tokenizer(tok_dir)
     else:
         tokenizer = train_marian_tokenizer(train.sources + train.references, tok_dir, settings.vocab_size)
     src, tgt = encode_pairs(tokenizer, train.sources, train.references, settings.max_length)

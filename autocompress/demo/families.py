@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from autocompress.batching import collate, encode_pairs, token_batches
 from autocompress.data import ParallelCorpus
+from autocompress.model.batching import collate, encode_pairs, token_batches
 
 FAMILIES = ("marian", "marian-separate", "mbart50", "m2m100", "nllb", "t5")
 T5_PREFIX = "translate English to Spanish: "
@@ -88,7 +88,7 @@ def train_briefly(
 ) -> Path:
     """Train the saved model in place on the corpus (its task applied), with a linear warm-up (a fraction of the
     steps) and decay. Post-norm models (Marian) need the longer warm-up and lower rate the demo teacher had."""
-    from autocompress.models import load_model
+    from autocompress.model.load import load_model
 
     loaded = load_model(str(directory))
     model, tokenizer = loaded.model, loaded.tokenizer

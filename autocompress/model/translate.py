@@ -1,7 +1,7 @@
 """Translate with a PyTorch Hugging Face seq2seq model: batched, greedy or beam, lengths sorted to cut padding.
 
-`open_translator` is what `autocompress translate` and `evaluate` call: a save_pretrained directory (or 'demo') runs
-here in PyTorch, an exported artifact (ONNX or CTranslate2, what the search writes to best/) in its own runtime.
+ModelTranslator puts a model behind the runtimes' translate(), so that `autocompress translate` and `evaluate` run a
+save_pretrained directory and an exported artifact alike (autocompress.cli.models.open_translator).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from autocompress import arch
+from autocompress.model import arch
 from autocompress.task import MAX_SOURCE_TOKENS, Task, decode, special_ids
 
 if TYPE_CHECKING:
@@ -87,28 +87,3 @@ class ModelTranslator:
 
     def translate(self, texts: Sequence[str], batch_size: int = 32, max_length: int = 256, beam: int = 1) -> list[str]:
         return translate_texts(self.model, self.tokenizer, texts, beam, batch_size, max_length, self.task)
-
-
-def open_translator(spec: str, task: dict[str, Any] | None = None, threads: int | None = None) -> Translator:
-    """'demo', a save_pretrained directory, or an exported artifact directory. `task` holds the options given
-    (source_prefix, source_lang, target_lang); an artifact keeps the task it was built for."""
-    from pathlib import Path
-
-    from autocompress.errors import UserInputError
-    from autocompress.models import is_artifact, load_model
-
-    given = {k: v for k, v in (task or {}).items() if v is not None}
-    if is_artifact(spec):
-        from autocompress.runtime import open_artifact
-
-        runtime = open_artifact(Path(spec), threads=threads)
-        built_for = runtime.task.to_dict()
-        differing = sorted(k for k, v in given.items() if built_for.get(k) != v)
-        if differing:
-            raise UserInputError(
-                f"artifact {spec} was built for {runtime.task.describe()}; --{differing[0].replace('_', '-')} cannot "
-                "change it: compress the model again with that option"
-            )
-        return runtime
-    loaded = load_model(spec, task=given)
-    return ModelTranslator(loaded.model, loaded.tokenizer, loaded.task)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from autocompress.models import DEMO_MODEL
+from autocompress.model.load import DEMO_MODEL
 
 
 def install_demo_teacher(trained_dir: Path, workdir: Path, target: Path = DEMO_MODEL) -> Path:
@@ -15,11 +15,11 @@ def install_demo_teacher(trained_dir: Path, workdir: Path, target: Path = DEMO_M
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
-    from autocompress.teacher.card import evaluate_for_card, write_model_card
-    from autocompress.teacher.tokenizer import load_demo_tokenizer
+    from autocompress.demo.card import evaluate_for_card, write_model_card
+    from autocompress.model.load import load_tokenizer
 
     model = AutoModelForSeq2SeqLM.from_pretrained(trained_dir, dtype=torch.float16)
-    tokenizer = load_demo_tokenizer(trained_dir)
+    tokenizer = load_tokenizer(trained_dir)
     staging = target.with_name(target.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, safe_serialization=True)

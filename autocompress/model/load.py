@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from autocompress.errors import UserInputError
+from autocompress.export.manifest import is_artifact as artifact_manifest_exists
+from autocompress.model.tokenizer import load_tokenizer
 from autocompress.task import Task, bind, resolve_task
 
-DEMO_MODEL = Path(__file__).resolve().parent / "demo" / "teacher"
+DEMO_MODEL = Path(__file__).resolve().parent.parent / "demo" / "teacher"
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "source.spm", "spiece.model", "sentencepiece.bpe.model")
-
-
-ARTIFACT_FILE = "artifact.json"  # an exported artifact (autocompress.export): translate/evaluate open it directly
 
 
 @dataclass
@@ -27,7 +26,8 @@ class LoadedModel:
 
 
 def is_artifact(spec: str) -> bool:
-    return spec != "demo" and (Path(spec) / ARTIFACT_FILE).is_file()
+    """An exported artifact (autocompress.export): translate and evaluate open it in its runtime."""
+    return spec != "demo" and artifact_manifest_exists(Path(spec))
 
 
 def resolve_model_dir(spec: str) -> Path:
@@ -43,7 +43,7 @@ def resolve_model_dir(spec: str) -> Path:
         raise UserInputError(f"model directory {path} does not exist: give a save_pretrained directory or 'demo'")
     if not path.is_dir():
         raise UserInputError(f"model {path} is a file: give the directory written by save_pretrained")
-    if (path / ARTIFACT_FILE).is_file():
+    if artifact_manifest_exists(path):
         raise UserInputError(
             f"{path} is an exported artifact (ONNX or CTranslate2): translate and evaluate take it; compressing starts "
             "from the save_pretrained teacher"
@@ -64,16 +64,6 @@ def resolve_model_dir(spec: str) -> Path:
     if not any((path / name).exists() for name in TOKENIZER_FILES):
         raise UserInputError(f"{path} has no tokenizer: save it beside the model with tokenizer.save_pretrained(dir)")
     return path
-
-
-def load_tokenizer(path: Path) -> Any:
-    from autocompress.runtime.base import load_tokenizer as load_any
-    from autocompress.teacher.tokenizer import load_demo_tokenizer
-
-    try:
-        return load_demo_tokenizer(path) if path == DEMO_MODEL else load_any(path)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserInputError(f"cannot load the tokenizer of {path}: {_first_line(err)}") from None
 
 
 def model_task(spec: str, options: Task | dict[str, Any] | None = None) -> Task:
@@ -99,7 +89,7 @@ def load_model(spec: str, dtype: str = "float32", task: Task | dict[str, Any] | 
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
-    from autocompress.student import STRUCTURE_FILE, load_student
+    from autocompress.model.student import STRUCTURE_FILE, load_student
 
     path = resolve_model_dir(spec)
     tokenizer = load_tokenizer(path)

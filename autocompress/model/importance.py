@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from autocompress import arch
-from autocompress.batching import collate, encode_pairs, token_batches
 from autocompress.evaluate.measure_lock import background_work
+from autocompress.model import arch
+from autocompress.model.batching import collate, encode_pairs, token_batches
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

@@ -1,6 +1,6 @@
 """Write the demo corpus as package data: split by book, xz-compressed TSV, manifest of counts and hashes.
 
-Run `python -m autocompress.corpus.build` after `apt-get install sword-text-web sword-text-sparv`.
+Run `python -m autocompress.demo.build_corpus` after `apt-get install sword-text-web sword-text-sparv`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import lzma
 from pathlib import Path
 
-from autocompress.corpus.bible import (
+from autocompress.demo.bible import (
     DEBIAN_PACKAGES,
     DEV_BOOKS,
     SOURCE_MODULE,
@@ -22,7 +22,7 @@ from autocompress.corpus.bible import (
     read_aligned_verses,
 )
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "demo" / "corpus"
+DEFAULT_OUT = Path(__file__).resolve().parent / "corpus"
 SPLITS = ("train", "dev", "test")
 
 

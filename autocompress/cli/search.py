@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from autocompress.cli.models import add_task_options
 from autocompress.errors import UserInputError
 
 
@@ -59,19 +60,8 @@ def add_commands(sub: Any) -> None:
     ex.set_defaults(func=cmd_export)
     re = sub.add_parser("report", help="rebuild a study's tables, plots and report.html")
     _study_args(re)
+    re.add_argument("--select", help="another selection rule for best/ (default: the one the search was run with)")
     re.set_defaults(func=cmd_report)
-
-
-def task_options(args: argparse.Namespace) -> dict[str, str]:
-    """--source-prefix, --source-lang, --target-lang as given (None: the model's own; autocompress.task)."""
-    given = {name: getattr(args, name, None) for name in ("source_prefix", "source_lang", "target_lang")}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def add_task_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source-prefix", help="text put before every source (T5: 'translate English to Spanish: ')")
-    p.add_argument("--source-lang", help="source language code (MBart-50 en_XX, M2M100 en, NLLB eng_Latn)")
-    p.add_argument("--target-lang", help="target language code (default: the model's or its tokenizer's)")
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:
@@ -136,9 +126,10 @@ def _final_table(summary: dict[str, Any]) -> str:
         lines.append(f"no trial met the constraints: nothing exported (exit 3); see {summary['outputs']['report']}")
         return "\n".join(lines)
     lines.append(f"selected trial {selected['trial']} ({summary['selection']}), exported to {summary['exported']}")
-    lines.append(f"{'':28} {'teacher':>10} {'selected':>10} {'change':>12}")
+    width = max(len(row["measure"]) for row in selected["comparison"])
+    lines.append(f"{'':{width}} {'teacher':>10} {'selected':>10} {'change':>12}")
     for row in selected["comparison"]:
-        lines.append(f"{row['measure']:28} {row['teacher']:>10.4g} {row['model']:>10.4g} {row['change']:>12}")
+        lines.append(f"{row['measure']:{width}} {row['teacher']:>10.4g} {row['model']:>10.4g} {row['change']:>12}")
     lines.append(f"report: {summary['outputs']['report']}  (trials.csv, pareto.csv, pareto.json, plots beside it)")
     return "\n".join(lines)
 
@@ -160,36 +151,38 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    from autocompress.report.tables import MEASURED, baseline_row, pareto_trials, row
+    from autocompress.report.tables import front_rows
+    from autocompress.report.view import study_view
 
-    study = _open(args)
-    rows = [baseline_row(study)] + [row(t) for t in pareto_trials(study)]
+    view = study_view(_open(args))
+    rows = front_rows(view)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    print(f"{'trial':>8} " + " ".join(f"{m:>15}" for m in MEASURED) + "  recipe")
+    keys = [m.key for m in view.measures]
+    print(f"{'trial':>8} " + " ".join(f"{k:>15}" for k in keys) + "  recipe")
     for r in rows:
-        cells = " ".join(f"{r[m]:>15.4g}" if r.get(m) is not None else f"{'':>15}" for m in MEASURED)
+        cells = " ".join(f"{r[k]:>15.4g}" if r.get(k) is not None else f"{'':>15}" for k in keys)
         print(f"{r['trial']!s:>8} {cells}  {r.get('recipe_id') or ''}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autocompress.report.export import export_trial
+    from autocompress.report.bundle import export_trial
+    from autocompress.report.view import study_view
 
     study = _open(args)
     if not 0 <= args.trial < len(study.trials):
         raise UserInputError(f"study has no trial {args.trial}: trials are 0–{len(study.trials) - 1}")
-    dest = export_trial(study, study.trials[args.trial], args.to or args.study_dir / f"trial-{args.trial}")
+    dest = export_trial(study_view(study), study.trials[args.trial], args.to or args.study_dir / f"trial-{args.trial}")
     print(json.dumps({"exported": str(dest)}) if args.json else f"exported trial {args.trial} to {dest}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild the outputs; best/ is the model the search's own --select picks, unless --select is given here."""
     from autocompress.engine.api import finish
 
-    study = _open(args)
-    settings = study.user_attrs.get("settings", {})
-    result = finish(study, args.study_dir.resolve(), "fastest", settings.get("max_bleu_drop"))
+    result = finish(_open(args), args.study_dir.resolve(), args.select)
     print(json.dumps(result.outputs) if args.json else f"wrote {result.outputs['report']}")
     return 0

@@ -55,13 +55,3 @@ def train_marian_tokenizer(texts: Sequence[str], out_dir: Path, vocab_size: int 
         )
     tokenizer.save_pretrained(out_dir)
     return tokenizer
-
-
-def load_demo_tokenizer(directory: Path) -> MarianTokenizer:
-    """MarianTokenizer warns when sacremoses is missing, yet (transformers 5.23) never calls its normaliser: the
-    warning is noise on every run, so it is silenced here."""
-    from transformers import MarianTokenizer
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
-        return MarianTokenizer.from_pretrained(directory)

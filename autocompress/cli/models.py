@@ -1,26 +1,54 @@
-"""Command line: parse arguments, call the library, and map errors to exit codes (the only place that does).
-
-Exit codes: 0 success, 2 bad input (one line: the problem and the fix), 3 no search candidate met the constraints,
-1 internal error. With no command, `autocompress` runs `search` on the embedded default.
-"""
+"""The commands that use one model: evaluate, translate, train-teacher; and the task options they share with search."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from autocompress.cli_search import add_commands, add_task_options, task_options
 from autocompress.errors import UserInputError
 
 if TYPE_CHECKING:
     from autocompress.data import ParallelCorpus
+    from autocompress.model.translate import Translator
 
-# Shared cores: busy-waiting OpenMP threads starve each other (design notes: 5–15× slower), so wait passively.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def task_options(args: argparse.Namespace) -> dict[str, str]:
+    """--source-prefix, --source-lang, --target-lang as given (None: the model's own; autocompress.task)."""
+    given = {name: getattr(args, name, None) for name in ("source_prefix", "source_lang", "target_lang")}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def add_task_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source-prefix", help="text put before every source (T5: 'translate English to Spanish: ')")
+    p.add_argument("--source-lang", help="source language code (MBart-50 en_XX, M2M100 en, NLLB eng_Latn)")
+    p.add_argument("--target-lang", help="target language code (default: the model's or its tokenizer's)")
+
+
+def open_translator(spec: str, task: dict[str, Any] | None = None, threads: int | None = None) -> Translator:
+    """'demo', a save_pretrained directory, or an exported artifact directory (a search's best/), each run in its own
+    runtime. `task` holds the options given (source_prefix, source_lang, target_lang); an artifact keeps the task it
+    was built for, and an option that would change it is refused."""
+    from autocompress.model.load import is_artifact, load_model
+    from autocompress.model.translate import ModelTranslator
+
+    given = {k: v for k, v in (task or {}).items() if v is not None}
+    if is_artifact(spec):
+        from autocompress.runtime import open_artifact
+
+        runtime = open_artifact(Path(spec), threads=threads)
+        built_for = runtime.task.to_dict()
+        differing = sorted(k for k, v in given.items() if built_for.get(k) != v)
+        if differing:
+            raise UserInputError(
+                f"artifact {spec} was built for {runtime.task.describe()}; --{differing[0].replace('_', '-')} cannot "
+                "change it: compress the model again with that option"
+            )
+        return runtime
+    loaded = load_model(spec, task=given)
+    return ModelTranslator(loaded.model, loaded.tokenizer, loaded.task)
 
 
 def _corpus(args: argparse.Namespace) -> ParallelCorpus:
@@ -40,8 +68,7 @@ def _name(spec: str) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from autocompress.evaluate_bleu import score_translations
-    from autocompress.translate import open_translator
+    from autocompress.evaluate.bleu import score_translations
 
     corpus = _corpus(args).head(args.limit)
     translator = open_translator(args.model, task_options(args))
@@ -70,7 +97,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from autocompress.translate import open_translator
 
     translator = open_translator(args.model, task_options(args))
     lines = [line.rstrip("\n") for line in sys.stdin]
@@ -82,7 +108,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 def cmd_train_teacher(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from autocompress.teacher.train import TeacherSettings, train_teacher
+    from autocompress.demo.train_teacher import TeacherSettings, train_teacher
 
     settings = TeacherSettings()
     if args.steps is not None:
@@ -100,17 +126,13 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise UserInputError(str(err)) from None
     if args.install:
-        from autocompress.teacher.package import install_demo_teacher
+        from autocompress.demo.package import install_demo_teacher
 
         print(f"installed the demo teacher in {install_demo_teacher(final, workdir)}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autocompress", description="Compression search for translation models.")
-    sub = parser.add_subparsers(dest="command")
-    add_commands(sub)
-
+def add_commands(sub: Any) -> None:
     def model_and_decoding(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--model",
@@ -141,30 +163,3 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--steps", type=int, help="total training steps (default: the shipped teacher's)")
     tt.add_argument("--install", action="store_true", help="then write it (fp16) into the package as the demo")
     tt.set_defaults(func=cmd_train_teacher)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv or ["search"])
-    for name in ("beam", "batch_size", "max_length", "limit", "steps", "threads", "workers", "dev_sentences"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            print(f"autocompress: error: --{name.replace('_', '-')} must be at least 1, got {value}", file=sys.stderr)
-            return 2
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # progress bars on stderr would bury the one-line errors and the results
-    try:
-        return args.func(args)
-    except UserInputError as err:
-        print(f"autocompress: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("autocompress: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

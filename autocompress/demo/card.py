@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autocompress.data import load_demo
-from autocompress.evaluate_bleu import score_translations
-from autocompress.translate import translate_texts
+from autocompress.evaluate.bleu import score_translations
+from autocompress.model.translate import translate_texts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -76,7 +76,7 @@ both languages, tied input/output embeddings.
 
 ## Training
 Command: `autocompress train-teacher --workdir {workdir} --install` (resumable; defaults in
-`autocompress/teacher/train.py`, `TeacherSettings`). Steps: {state["step"]} (epoch {state["epoch"]}), seed
+`autocompress/demo/train_teacher.py`, `TeacherSettings`). Steps: {state["step"]} (epoch {state["epoch"]}), seed
 {settings["seed"]}, ~{settings["max_tokens"]} target tokens per batch, AdamW (β 0.9/0.98), peak learning rate
 {settings["lr"]} with {settings["warmup"]} warm-up steps and inverse-square-root decay, label smoothing
 {settings["label_smoothing"]}, dropout {settings["dropout"]}, on 2 CPU cores (torch {torch.__version__}).

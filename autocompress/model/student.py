@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from autocompress import arch
+from autocompress.model import arch
+from autocompress.model.surgery import resized
 from autocompress.passes import PASSES
+from autocompress.passes.base import MODEL_STAGES
 from autocompress.passes.heads import mark_pruned, original_heads
 from autocompress.passes.sparsity import measured_sparsity
-from autocompress.surgery import resized
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -40,9 +41,8 @@ def build_student(recipe: Recipe, ctx: PassContext) -> PreTrainedModel:
         for index, layer in enumerate(arch.layers(student, stack)):
             layer.autocompress_origin = index  # passes look up teacher-layer scores through this
     for config in recipe.passes:
-        module = PASSES[config.name]
-        if module.STAGE != "artifact":
-            module.apply(student, config, ctx)
+        if PASSES[config.name].stage in MODEL_STAGES:  # artifact passes apply to the export (export.artifact)
+            PASSES[config.name].apply(student, config, ctx)
     if ctx.sparsifier is not None:
         ctx.sparsifier.finish()  # reached on schedule during training, or at once when nothing trains
     ctx.metrics["sparsity"] = round(measured_sparsity(student), 5)

@@ -1,0 +1,1 @@
+"""Models in PyTorch: loading with their task, the families' anatomy, surgery, students, importance, translation."""

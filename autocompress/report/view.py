@@ -1,0 +1,92 @@
+"""One view of a study, computed once: what every output reads (tables, plots, report.html, the exported model's card,
+the JSON summary, `autocompress pareto`), as Optuna computes `_ParetoFrontInfo` once for its renderers.
+
+The teacher's baseline, the measured trials (a trial that repeated a measured recipe is the same point, left out),
+the feasible ones, the front (non-dominated, feasible, one per recipe), and the trial the selection rule picks; with
+the search's objectives and every measurement its trials record, read from the study's settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from autocompress.engine.settings import recorded_settings, study_measures
+from autocompress.engine.study import is_feasible, is_measured
+from autocompress.errors import UserInputError
+from autocompress.objectives import Measure
+from autocompress.report.select import RULES, select
+
+
+class StudyView(NamedTuple):
+    study: optuna.Study
+    settings: dict[str, Any]
+    objectives: tuple[Measure, ...]  # what the search optimised, in the study's order
+    measures: tuple[Measure, ...]  # every measurement a trial records
+    baseline: dict[str, Any]  # the teacher measured in the same harness: values, signatures, artifact, recipe
+    measured: list[FrozenTrial]
+    feasible: list[FrozenTrial]
+    front: list[FrozenTrial]
+    selected: FrozenTrial | None
+    rule: str
+    max_bleu_drop: float | None
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+
+def front_of(study: optuna.Study) -> list[FrozenTrial]:
+    """Optuna's non-dominated trials (feasible ones only, when there are constraints), one per recipe."""
+    seen, front = set(), []
+    for trial in sorted(study.best_trials, key=lambda t: t.number):
+        if trial.user_attrs.get("recipe_id") not in seen and is_measured(trial):
+            seen.add(trial.user_attrs.get("recipe_id"))
+            front.append(trial)
+    return front
+
+
+def study_view(study: optuna.Study, rule: str | None = None) -> StudyView:
+    """`rule` overrides the selection rule the search was run with (its settings' `select`)."""
+    settings = recorded_settings(study)
+    objectives, measures = study_measures(settings)
+    rule = rule or settings["select"]
+    if rule not in RULES:
+        raise UserInputError(f"--select {rule!r} is unknown: choose from {', '.join(RULES)}")
+    measured = [t for t in study.get_trials(deepcopy=False) if is_measured(t)]
+    feasible = [t for t in measured if is_feasible(t)]
+    return StudyView(
+        study=study,
+        settings=settings,
+        objectives=objectives,
+        measures=measures,
+        baseline=study.user_attrs.get("baseline", {}),
+        measured=measured,
+        feasible=feasible,
+        front=front_of(study) if measured else [],
+        selected=select(feasible, rule),
+        rule=rule,
+        max_bleu_drop=settings["max_bleu_drop"],
+    )
+
+
+def comparison(view: StudyView, values: dict[str, float]) -> list[dict[str, Any]]:
+    """The teacher against a model, every measurement: BLEU/chrF as differences, the rest as the ratio in the
+    better direction."""
+    teacher = view.baseline.get("values", {})
+    rows = []
+    for measure in view.measures:
+        a, b = teacher.get(measure.key), values.get(measure.key)
+        if a is None or b is None:
+            continue
+        if not measure.unit:  # scores: a difference says more than a ratio
+            change = f"{b - a:+.2f}"
+        elif not a or not b:
+            change = "-"
+        else:
+            gain = b / a if measure.higher_is_better else a / b  # > 1: the model is better than the teacher
+            change = f"{gain:.2f}× better" if gain >= 1 else f"{1 / gain:.2f}× worse"
+        rows.append({"measure": measure.title, "teacher": a, "model": b, "change": change})
+    return rows

@@ -1,0 +1,119 @@
+"""The pass contract, seen from the search space: each pass owns its rules, and a new pass is one file of its own.
+
+The toy pass below is defined and registered in this test alone; the recipe, the search space, the student builder,
+the worker and the artifact take it without any other module knowing it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import torch
+
+from autocompress.passes import PASSES, register, unregister
+from autocompress.passes.base import Param, Pass
+from autocompress.recipe import Recipe
+from autocompress.space import load_space, suggest_recipe
+
+LAYERS = {"encoder": 2, "decoder": 2}
+TARGET = "target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 8, latency_sentences: 2, repeats: 1}\n"
+
+
+class ScaleEmbeddings(Pass):
+    """Multiplies the input embeddings by 1 + `amount`: a change anyone can see in the weights and the logits."""
+
+    name = "toy_scale"
+    stage = "structure"
+    params = (Param("amount", "float", 0.0, "relative change of the embeddings", low=-0.5, high=0.5),)
+
+    def apply(self, subject: Any, config: Any, ctx: Any) -> None:
+        with torch.no_grad():
+            subject.get_input_embeddings().weight.mul_(1 + config["amount"])
+        ctx.metrics[self.name] = {"amount": config["amount"]}
+
+
+@pytest.fixture
+def toy_pass() -> Any:
+    register(ScaleEmbeddings())
+    yield PASSES["toy_scale"]
+    unregister("toy_scale")
+
+
+def _recipe(tmp_path: Path, text: str, family: str = "marian", seed: int = 0) -> Recipe:
+    (tmp_path / "space.yaml").write_text(TARGET + text)
+    space = load_space(tmp_path / "space.yaml")
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
+    return suggest_recipe(trial, space, LAYERS, "cpu", family)
+
+
+def test_a_new_pass_runs_through_the_space_the_worker_and_the_artifact(
+    toy_pass: Pass, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    import json
+
+    from autocompress.data import load_demo
+    from autocompress.engine.worker import TrialJob, run_trial
+    from autocompress.export.manifest import Manifest
+
+    recipe = _recipe(tmp_path, "passes:\n  toy_scale:\n    amount: {float: [0.2, 0.4]}\n  precision: {dtype: fp32}\n")
+    assert [p.name for p in recipe.passes] == ["toy_scale", "precision"]
+    assert 0.2 <= recipe.get("toy_scale")["amount"] <= 0.4
+    dev = load_demo("dev").head(6)
+    (tmp_path / "dev.tsv").write_text("".join(f"{s}\t{r}\n" for s, r in zip(dev.sources, dev.references, strict=True)))
+    threads = torch.get_num_threads()
+    try:
+        outcome = run_trial(
+            TrialJob(
+                number=0,
+                recipe=recipe.to_dict(),
+                model=str(tiny_models["marian"]),
+                train=str(tmp_path / "dev.tsv"),
+                dev=str(tmp_path / "dev.tsv"),
+                dev_sentences=None,
+                target=load_space(tmp_path / "space.yaml").target,
+                study_dir=str(tmp_path / "study"),
+                threads=1,
+            )
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert outcome.metrics["student"]["toy_scale"] == {"amount": recipe.get("toy_scale")["amount"]}
+    manifest = Manifest.read(Path(outcome.artifact))
+    assert manifest.recipe_id == recipe.id and [p["name"] for p in manifest.recipe["passes"]] == [
+        "toy_scale",
+        "precision",
+    ]
+    assert {"bleu", "latency_p50_ms", "peak_rss_mb", "size_mb"} <= set(manifest.measurements)
+    assert json.loads(json.dumps(outcome.values))["bleu"] >= 0
+
+
+def test_each_pass_owns_its_rules(tmp_path: Path) -> None:
+    # CTranslate2 takes one head count per stack: the heads pass allocates uniformly for it (and only for it)
+    ct2 = _recipe(tmp_path, "passes:\n  heads: {fraction: 0.5}\n  precision: {runtime: ctranslate2, dtype: int8}\n")
+    assert ct2.get("heads")["allocation"] == "uniform"
+    ort = _recipe(tmp_path, "passes:\n  heads: {fraction: 0.5}\n  precision: {runtime: onnxruntime, dtype: int8}\n")
+    assert ort.get("heads")["allocation"] == "global"
+    # a student that is structurally the teacher is not distilled; a changed one is
+    same = _recipe(tmp_path, "passes:\n  layers: {decoder_layers: 2}\n  distill: {steps: 50}\n")
+    assert [p.name for p in same.passes] == ["precision"]
+    changed = _recipe(tmp_path, "passes:\n  layers: {decoder_layers: 1}\n  distill: {steps: 50}\n")
+    assert [p.name for p in changed.passes] == ["layers", "distill", "precision"]
+    # the runtime a model's family allows (CTranslate2: Marian), the dtypes a runtime runs on the target
+    t5 = _recipe(tmp_path, "passes:\n  precision: {runtime: {choice: [onnxruntime, ctranslate2]}}\n", family="t5")
+    assert t5.get("precision")["runtime"] == "onnxruntime"
+    from autocompress.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="none of which this model and target can run"):
+        _recipe(tmp_path, "passes:\n  precision: {runtime: onnxruntime, dtype: {choice: [fp16, bf16]}}\n")
+
+
+def test_registering_a_pass_of_an_unknown_stage_is_refused() -> None:
+    class Nowhere(ScaleEmbeddings):
+        name, stage = "nowhere", "deploy"
+
+    with pytest.raises(ValueError, match="stage 'deploy' is not one of"):
+        register(Nowhere())
+    assert "nowhere" not in PASSES
