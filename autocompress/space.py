@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from autocompress.errors import UserInputError
 from autocompress.passes import PASSES, in_stage_order
 from autocompress.passes.base import Choices, Param, SpaceInfo
-from autocompress.recipe import Recipe
+from autocompress.recipe import PassConfig, Recipe
 from autocompress.task import Task
 
 if TYPE_CHECKING:
@@ -61,6 +61,16 @@ class Dimension:
 
 
 @dataclass(frozen=True)
+class Fidelity:
+    """Multi-fidelity training budgets (`fidelity:` in the YAML): every student is trained rungs[0] distillation steps;
+    the best 1/eta of a rung, by Pareto rank of their measured objectives, are trained on to the next rung, continuing
+    from where they stopped (the wsd schedule: autocompress.passes.distill)."""
+
+    rungs: tuple[int, ...]
+    eta: int = 4
+
+
+@dataclass(frozen=True)
 class SearchSpace:
     name: str
     dimensions: tuple[Dimension, ...]
@@ -68,6 +78,7 @@ class SearchSpace:
     evaluation: dict[str, Any]
     students: tuple[str, ...] = ("pruned",)  # 'teacher': the trial keeps the teacher's weights (precision only)
     sha256: str = ""  # of the file's text: recorded with the study's settings
+    fidelity: Fidelity | None = None
 
     def dimension(self, pass_name: str, param: str) -> Dimension | None:
         return next((d for d in self.dimensions if d.pass_name == pass_name and d.param == param), None)
@@ -101,10 +112,11 @@ def load_space(spec: str | Path) -> SearchSpace:
         raise UserInputError(f"search space {path} is not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("passes"), dict):
         raise UserInputError(f"search space {path} needs a 'passes:' mapping of pass name to parameters")
-    unknown = sorted(set(data) - {"passes", "target", "evaluation", "description", "student"})
+    unknown = sorted(set(data) - {"passes", "target", "evaluation", "description", "student", "fidelity"})
     if unknown:
         raise UserInputError(
-            f"search space {path}: unknown section {unknown[0]!r} (sections: student, passes, target, evaluation)"
+            f"search space {path}: unknown section {unknown[0]!r} "
+            "(sections: student, passes, target, evaluation, fidelity)"
         )
     student = data.get("student", "pruned")
     students = tuple(student["choice"]) if isinstance(student, dict) and "choice" in student else (student,)
@@ -122,7 +134,39 @@ def load_space(spec: str | Path) -> SearchSpace:
             dims.append(_dimension(path, pass_name, declared[param], value))
     target, evaluation = dict(data.get("target") or {}), dict(data.get("evaluation") or {})
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return SearchSpace(path.stem, tuple(dims), target, evaluation, students, digest)
+    fidelity = _fidelity(path, data.get("fidelity"), dims)
+    return SearchSpace(path.stem, tuple(dims), target, evaluation, students, digest, fidelity)
+
+
+def _fidelity(path: Path, value: Any, dims: list[Dimension]) -> Fidelity | None:
+    if value is None:
+        return None
+    where = f"search space {path}: fidelity"
+    if not isinstance(value, dict) or set(value) - {"rungs", "eta"} or "rungs" not in value:
+        raise UserInputError(f"{where} must be {{rungs: [steps, ...], eta: 4}}")
+    rungs, eta = value["rungs"], value.get("eta", 4)
+    if (
+        not isinstance(rungs, list)
+        or not rungs
+        or not all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in rungs)
+        or rungs != sorted(set(rungs))
+    ):
+        raise UserInputError(f"{where}.rungs must be increasing positive step counts, e.g. [250, 1000, 4000]")
+    if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
+        raise UserInputError(f"{where}.eta must be an integer of at least 2 (the best 1/eta of a rung go on)")
+    if any(d.name in ("distill.steps", "distill.schedule") for d in dims):
+        raise UserInputError(f"{where} sets the training budgets: remove distill.steps and distill.schedule")
+    return Fidelity(tuple(rungs), eta)
+
+
+def at_rung(recipe: Recipe, fidelity: Fidelity | None, rung: int) -> Recipe:
+    """The recipe of a student trained to a rung: its distillation on the wsd schedule, for the rung's steps."""
+    distill = recipe.get("distill")
+    if fidelity is None or distill is None:
+        return recipe
+    params = {**distill.as_dict(), "steps": fidelity.rungs[rung], "schedule": "wsd"}
+    passes = tuple(PassConfig.make("distill", params) if p.name == "distill" else p for p in recipe.passes)
+    return Recipe(passes, recipe.seed, task=recipe.task)
 
 
 def _dimension(path: Path, pass_name: str, param: Param, value: Any) -> Dimension:
@@ -178,7 +222,7 @@ def suggest_recipe(
     """Define-by-run: each registered pass, in stage order, asks for the parameters that matter given the choices
     made before it (autocompress.passes.base.Pass: wanted, suggest, constrain, included)."""
     student = space.students[0] if len(space.students) == 1 else trial.suggest_categorical("student", space.students)
-    info = SpaceInfo(teacher_layers, device, family, student)
+    info = SpaceInfo(teacher_layers, device, family, student, fidelity=space.fidelity is not None)
     chosen: Choices = {p.name: {} for p in PASSES.values()}
 
     def ask(pass_name: str, param: str, options: tuple[Any, ...] | None = None, suffix: str = "") -> Any:

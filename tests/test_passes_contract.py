@@ -19,6 +19,7 @@ from autocompress.model.student import build_student, load_student, save_student
 from autocompress.passes.context import PassContext
 from autocompress.passes.sparsity import measured_sparsity
 from autocompress.recipe import Recipe
+from autocompress.teacher.translations import TranslationSettings
 
 from .conftest import FAMILIES
 
@@ -134,7 +135,7 @@ def contexts(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFact
             tokenizer,
             train,
             cache,
-            teacher_translations=24,
+            translation_settings=TranslationSettings(sentences=24, runtime="pytorch"),
             importance_settings=ImportanceSettings(sentences=24, max_tokens=400, max_length=48),
         )
     return found

@@ -317,3 +317,40 @@ def test_settings_round_trip_objectives_follow_the_target_and_report_keeps_the_s
     resumed = _cli([*args, "--seed", "1"])
     assert resumed.returncode == 2 and len(resumed.stderr.strip().splitlines()) == 1, resumed.stderr
     assert "was run with other seed" in resumed.stderr and "Traceback" not in resumed.stderr
+
+
+FIDELITY_SPACE = """
+target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 10, latency_sentences: 2, warmup: 1, repeats: 1}
+evaluation: {dev_sentences: 12}
+fidelity: {rungs: [6, 12], eta: 2}
+passes:
+  precision: {runtime: onnxruntime, dtype: int8}
+  layers: {decoder_layers: 1}
+  heads: {fraction: {float: [0.0, 0.75], step: 0.25}}
+  distill: {method: finetune, lr: 1.0e-3, max_tokens: 200, warmup_steps: 2, cooldown: 0.34}
+"""
+
+
+def test_multi_fidelity_trains_the_best_further_from_where_they_stopped(setup: dict[str, Any], tmp_path: Path) -> None:
+    """Successive halving over rungs of 6 and 12 steps (eta 2): of every two students measured at 6 steps, the better
+    goes on to 12, continuing its own training; the outputs count each student once, at its highest rung."""
+    import autocompress
+
+    (tmp_path / "space.yaml").write_text(FIDELITY_SPACE)
+    options = {**_options(setup, tmp_path / "s"), "space": str(tmp_path / "space.yaml"), "max_bleu_drop": None}
+    result = autocompress.search(setup["model"], "6", seed=2, **options)
+    trials = {
+        t.number: t for t in result.study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs
+    }
+    children = [t for t in trials.values() if t.user_attrs.get("rung") == 1]
+    assert children, "no student was trained on to the second rung"
+    for child in children:
+        parent = trials[child.user_attrs["parent"]]
+        assert parent.params == child.params and parent.user_attrs.get("rung", 0) == 0
+        steps = [p["params"]["steps"] for p in child.user_attrs["recipe"]["passes"] if p["name"] == "distill"]
+        assert steps == [12]
+        distilled = child.user_attrs["metrics"]["student"]["distill"]
+        assert distilled["resumed_from"] == 4  # rung 0's state before its cool-down (6 - round(0.34 × 6))
+    shown = {t.number for t in result.view.measured}
+    assert all(child.user_attrs["parent"] not in shown for child in children)
+    assert all(child.number in shown for child in children)

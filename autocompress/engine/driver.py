@@ -21,11 +21,11 @@ from autocompress.engine.config import SearchConfig
 from autocompress.engine.executor import Finished, RayExecutor
 from autocompress.engine.progress import Progress
 from autocompress.engine.stop import StopRequested, StopSignals
-from autocompress.engine.study import CONSTRAINT, is_measured, recover_cut_off
+from autocompress.engine.study import CONSTRAINT, is_measured, pareto_ranks, recover_cut_off
 from autocompress.engine.worker import TrialJob
 from autocompress.errors import UserInputError
 from autocompress.recipe import Recipe
-from autocompress.space import SearchSpace, suggest_recipe
+from autocompress.space import SearchSpace, at_rung, suggest_recipe
 from autocompress.task import Task
 
 
@@ -168,6 +168,10 @@ class Driver:
 
     def _ask_and_submit(self) -> None:
         assert self.executor is not None
+        parent = self._promotion()
+        if parent is not None:  # trained on to the next rung: the same parameters, continued from its state
+            rung = parent.user_attrs.get("rung", 0) + 1
+            self.study.enqueue_trial(parent.params, user_attrs={"rung": rung, "parent": parent.number})
         trial = self.study.ask()
         self.trials[trial.number] = trial
         trial.set_user_attr("driver", {"host": socket.gethostname(), "pid": os.getpid()})
@@ -180,6 +184,7 @@ class Driver:
             seed=self.config.seed,
             task=self.task,
         )
+        recipe = at_rung(recipe, self.space.fidelity, trial.user_attrs.get("rung", 0))
         trial.set_user_attr("recipe_id", recipe.id)
         trial.set_user_attr("recipe", recipe.to_dict())
         measured = self._measured(recipe.id)
@@ -195,6 +200,28 @@ class Driver:
             self.waiting[recipe.id] = []
             self.executor.submit(self.job(trial.number, recipe))
         self.progress.update(self.study, running=len(self.executor.running))
+
+    def _promotion(self) -> optuna.trial.FrozenTrial | None:
+        """Asynchronous successive halving over the rungs: of the students measured at a rung, the best 1/eta (by
+        Pareto rank of their objectives, then BLEU) go on to the next, as soon as enough have been measured there."""
+        fidelity = self.space.fidelity
+        if fidelity is None:
+            return None
+        trials = self.study.get_trials(deepcopy=False)
+        promoted = {t.user_attrs["parent"] for t in trials if "parent" in t.user_attrs}
+        directions = [d.name.lower() for d in self.study.directions]
+        for rung in reversed(range(len(fidelity.rungs) - 1)):
+            done = [
+                t
+                for t in trials
+                if is_measured(t) and t.user_attrs.get("rung", 0) == rung and _trains(t.user_attrs.get("recipe", {}))
+            ]
+            waiting = [t for t in done if t.number not in promoted]
+            if waiting and len(done) // fidelity.eta > len(done) - len(waiting):
+                ranks = pareto_ranks([list(t.values) for t in waiting], directions)
+                best = min(zip(ranks, waiting, strict=True), key=lambda r: (r[0], -r[1].user_attrs["values"]["bleu"]))
+                return best[1]
+        return None
 
     def _measured(self, recipe_id: str) -> optuna.trial.FrozenTrial | None:
         for t in self.study.get_trials(deepcopy=False):
@@ -251,7 +278,9 @@ class Driver:
         self.study.tell(trial, state=TrialState.FAIL)
         self.progress.log(f"trial {number} failed: {reason}")
         if requeue:
-            self.study.enqueue_trial(self.study.trials[number].params, user_attrs={"rerun_of": number})
+            original = self.study.trials[number]
+            lineage = {k: v for k, v in original.user_attrs.items() if k in ("rung", "parent")}
+            self.study.enqueue_trial(original.params, user_attrs={"rerun_of": number, **lineage})
 
     def _constrain(self, trial: optuna.Trial, measured: dict[str, float]) -> None:
         """The BLEU constraint, for the samplers (Optuna's trial constraint) and, as `feasible`, for people: tools
@@ -283,6 +312,11 @@ def _attrs(recipe: Recipe, finished: Finished) -> dict[str, Any]:
         "metrics": json.loads(json.dumps(outcome.metrics, default=str)),
         "worker": outcome.worker,
     }
+
+
+def _trains(recipe: dict[str, Any]) -> bool:
+    """Whether a recipe distils a student (what multi-fidelity rungs are about)."""
+    return any(p["name"] == "distill" for p in recipe.get("passes", []))
 
 
 def _describe(values: dict[str, float]) -> str:

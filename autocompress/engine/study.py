@@ -37,6 +37,29 @@ def is_feasible(trial: FrozenTrial) -> bool:
     return all(c <= 0 for c in trial.constraints.values())
 
 
+def superseded(trials: list[FrozenTrial]) -> set[int]:
+    """Trials whose student was trained further (multi-fidelity): a measured trial names its parent."""
+    return {int(t.user_attrs["parent"]) for t in trials if is_measured(t) and "parent" in t.user_attrs}
+
+
+def pareto_ranks(points: list[list[float]], directions: list[str]) -> list[int]:
+    """Non-dominated sorting: 0 for the front, 1 for the front without it, and so on."""
+    signs = [1.0 if d == "minimize" else -1.0 for d in directions]
+    costs = [[v * s for v, s in zip(p, signs, strict=True)] for p in points]
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+    ranks, remaining, rank = [0] * len(points), set(range(len(points))), 0
+    while remaining:
+        front = {i for i in remaining if not any(dominates(costs[j], costs[i]) for j in remaining if j != i)}
+        for i in front:
+            ranks[i] = rank
+        remaining -= front
+        rank += 1
+    return ranks
+
+
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name not in SAMPLERS:
         raise UserInputError(f"sampler {name!r} is unknown: choose from {', '.join(SAMPLERS)}")
@@ -102,7 +125,8 @@ def recover_cut_off(study: optuna.Study) -> list[int]:
             continue  # another search process on this machine is running it
         optuna.trial.Trial(study, trial._trial_id).set_user_attr("fail_reason", CUT_OFF)
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number}, skip_if_exists=False)
+        lineage = {k: v for k, v in trial.user_attrs.items() if k in ("rung", "parent")}
+        study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number, **lineage}, skip_if_exists=False)
         recovered.append(trial.number)
     return recovered
 

@@ -115,7 +115,11 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     ctx.metrics = {}
 
     def train(directory: Path) -> None:
-        student = build_student(training, ctx)  # its heavy steps pause for measurements one by one
+        ctx.resume, ctx.save_state = training_states(Path(job.study_dir), training)
+        try:
+            student = build_student(training, ctx)  # its heavy steps pause for measurements one by one
+        finally:
+            ctx.resume, ctx.save_state = None, None
         with background_work():
             save_student(student, ctx.tokenizer, directory / "student", training)
         (directory / "build.json").write_text(json.dumps(ctx.metrics, default=str))
@@ -158,6 +162,37 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         metrics=metrics,
         worker={"host": socket.gethostname(), "pid": os.getpid(), "started": started, "ended": time.time()},
     )
+
+
+def training_states(study_dir: Path, training: Any) -> tuple[Any, Any]:
+    """(the state to continue from, where to save states) for a student trained on the wsd schedule: its states at
+    fewer steps, under its lineage (the recipe without the step count), carry over to higher rungs."""
+    from autocompress.passes.distill import TrainingState, stable_steps
+
+    distill = training.get("distill")
+    if distill is None or distill["schedule"] != "wsd":
+        return None, None
+    from autocompress.recipe import PassConfig, Recipe
+
+    lineage = Recipe(
+        tuple(
+            PassConfig.make("distill", {**p.as_dict(), "steps": 0}) if p.name == "distill" else p
+            for p in training.passes
+        ),
+        training.seed,
+        task=training.task,
+    ).id
+    directory = study_dir / "states" / lineage
+    target = stable_steps(distill)
+    saved = sorted(int(d.name) for d in directory.glob("[0-9]*") if d.name.isdigit() and int(d.name) <= target)
+    resume = TrainingState.load(directory / str(saved[-1])) if saved else None
+
+    def save(state: TrainingState) -> None:
+        if not (directory / str(state.step)).exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            state.save(directory / str(state.step))
+
+    return resume, save
 
 
 def use_trial_cores() -> None:

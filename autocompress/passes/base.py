@@ -85,6 +85,7 @@ class SpaceInfo:
     device: str
     family: str  # the teacher's model_type
     student: str = "pruned"  # 'teacher': the trial keeps the teacher's weights (artifact passes only)
+    fidelity: bool = False  # training budgets come in rungs (the space's `fidelity:`), trained on by continuation
 
 
 # ask(pass name, parameter, allowed values or None, name suffix) → the trial's value; suggest() calls it

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -12,11 +14,13 @@ import torch
 from autocompress.cache import ArtifactCache, corpus_fingerprint, model_fingerprint
 from autocompress.model.importance import ImportanceSettings, score_importance
 from autocompress.task import Task
+from autocompress.teacher.translations import TranslationSettings, cache_settings, translate_sources
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from autocompress.data import ParallelCorpus
+    from autocompress.passes.distill import TrainingState
     from autocompress.passes.sparsity import Sparsifier
 
 
@@ -28,13 +32,16 @@ class PassContext:
     cache: ArtifactCache
     device: str = "cpu"
     seed: int = 0  # the recipe's: batch order and initialisation of anything new
-    teacher_translations: int = 8000  # training sources the teacher translates once, for sequence-level KD
+    translation_settings: TranslationSettings = field(default_factory=TranslationSettings)  # sequence-level KD data
     log: Callable[[str], object] = lambda _message: None
     importance_settings: ImportanceSettings = field(default_factory=ImportanceSettings)
     # Bound to the teacher and tokenizer already; its prefix goes before every training source.
     task: Task = field(default_factory=Task)
     sparsifier: Sparsifier | None = None  # set by the sparsity pass, stepped by distillation
     metrics: dict[str, Any] = field(default_factory=dict)  # what the passes measured, for the trial's record
+    # Multi-fidelity: a state of this student's training at fewer steps to continue from, and where states go.
+    resume: TrainingState | None = None
+    save_state: Callable[[TrainingState], object] | None = None
     _importance: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @cached_property
@@ -61,6 +68,26 @@ class PassContext:
         self.log(f"{kind}: {'cached' if entry.hit else 'built'} ({entry.seconds:.1f} s to build) at {entry.path}")
         return load_file(str(entry.path / "tensors.safetensors"))
 
+    def teacher_translations(self) -> tuple[list[list[int]], list[list[int]]]:
+        """(source ids, the teacher's output ids) for the training data, translated once (teacher.translations)."""
+        settings = self.translation_settings
+        total = len(self.train)
+        chosen = list(range(total))
+        if settings.sentences is not None and settings.sentences < total:
+            chosen = sorted(random.Random(0).sample(chosen, settings.sentences))
+        sources = [self.train.sources[i] for i in chosen]
+
+        def build() -> dict[str, torch.Tensor]:
+            targets = translate_sources(
+                self.teacher, self.tokenizer, self.task, sources, settings, self.device, log=self.log
+            )
+            inputs = self.tokenizer(self.task.sources(sources), truncation=True, max_length=settings.max_length)
+            return {**_packed("source", inputs["input_ids"]), **_packed("target", targets)}
+
+        key = cache_settings(settings, self.teacher.config.model_type, self.device)
+        found = self.cached("teacher_translations", key, build)
+        return _unpacked(found, "source"), _unpacked(found, "target")
+
     def importance(self) -> dict[str, torch.Tensor]:
         """Head, neuron and layer scores of the teacher; read once per context (several passes ask)."""
         if self._importance is None:
@@ -71,3 +98,15 @@ class PassContext:
 
             self._importance = self.cached("importance", asdict(settings), build)
         return self._importance
+
+
+def _packed(name: str, rows: list[list[int]]) -> dict[str, torch.Tensor]:
+    return {
+        f"{name}_ids": torch.tensor([t for row in rows for t in row], dtype=torch.int32),
+        f"{name}_offsets": torch.tensor([0, *accumulate(len(row) for row in rows)], dtype=torch.int64),
+    }
+
+
+def _unpacked(found: dict[str, torch.Tensor], name: str) -> list[list[int]]:
+    ids, offsets = found[f"{name}_ids"].tolist(), found[f"{name}_offsets"].tolist()
+    return [ids[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]

@@ -1,8 +1,9 @@
 """Unstructured magnitude sparsity of the layers' weight matrices, global or per layer.
 
-Reached gradually during distillation on the cubic schedule of Zhu & Gupta (2017); without training it is applied at
-once. Masks only grow, and are re-applied after every optimizer step, so pruned weights stay zero. The sparsity
-recorded is counted on the weights afterwards, not assumed from the target.
+Reached gradually during distillation on the cubic schedule of Zhu & Gupta (2017) — over the training, or with the
+wsd schedule over its warm-up, which every budget shares — and without training at once. Masks only grow, and are
+re-applied after every optimizer step, so pruned weights stay zero. The sparsity recorded is counted on the weights
+afterwards, not assumed from the target.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """One view of a study, computed once: what every output reads (tables, plots, report.html, the exported model's card,
 the JSON summary, `autocompress pareto`), as Optuna computes `_ParetoFrontInfo` once for its renderers.
 
-The teacher's baseline, the measured trials (a trial that repeated a measured recipe is the same point, left out),
-the feasible ones, the front (non-dominated, feasible, one per recipe), and the trial the selection rule picks; with
-the search's objectives and every measurement its trials record, read from the study's settings.
+The teacher's baseline, the measured trials (a trial that repeated a measured recipe is the same point, left out; a
+student trained further to a higher rung counts once, at its highest), the feasible ones, the front (non-dominated,
+feasible), and the trial the selection rule picks; with the search's objectives and every measurement its trials
+record, read from the study's settings.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from autocompress.engine.settings import recorded_settings, study_measures
-from autocompress.engine.study import is_feasible, is_measured
+from autocompress.engine.study import is_feasible, is_measured, pareto_ranks, superseded
 from autocompress.errors import UserInputError
 from autocompress.objectives import Measure
 from autocompress.report.select import RULES, select
@@ -38,14 +39,22 @@ class StudyView(NamedTuple):
         return self.study.study_name
 
 
+def current(study: optuna.Study) -> list[FrozenTrial]:
+    """The measured trials, each student at its highest rung (multi-fidelity: a parent trained further is left out)."""
+    trials = study.get_trials(deepcopy=False)
+    later = superseded(trials)
+    return [t for t in trials if is_measured(t) and t.number not in later]
+
+
 def front_of(study: optuna.Study) -> list[FrozenTrial]:
-    """Optuna's non-dominated trials (feasible ones only, when there are constraints), one per recipe."""
-    seen, front = set(), []
-    for trial in sorted(study.best_trials, key=lambda t: t.number):
-        if trial.user_attrs.get("recipe_id") not in seen and is_measured(trial):
-            seen.add(trial.user_attrs.get("recipe_id"))
-            front.append(trial)
-    return front
+    """The non-dominated trials among the current ones (feasible ones only, when there are constraints), as Optuna's
+    best_trials would give them without the lower rungs of students trained further."""
+    trials = current(study)
+    if any(t.constraints for t in trials):
+        trials = [t for t in trials if is_feasible(t)]
+    directions = [d.name.lower() for d in study.directions]
+    ranks = pareto_ranks([list(t.values) for t in trials], directions)
+    return [t for t, rank in zip(trials, ranks, strict=True) if rank == 0]
 
 
 def study_view(study: optuna.Study, rule: str | None = None) -> StudyView:
@@ -55,7 +64,7 @@ def study_view(study: optuna.Study, rule: str | None = None) -> StudyView:
     rule = rule or settings["select"]
     if rule not in RULES:
         raise UserInputError(f"--select {rule!r} is unknown: choose from {', '.join(RULES)}")
-    measured = [t for t in study.get_trials(deepcopy=False) if is_measured(t)]
+    measured = current(study)
     feasible = [t for t in measured if is_feasible(t)]
     return StudyView(
         study=study,
