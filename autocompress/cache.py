@@ -58,9 +58,13 @@ class ArtifactCache:
     def __init__(self, root: Path = DEFAULT_ROOT) -> None:
         self.root = Path(root)
 
+    @staticmethod
+    def digest(key: dict[str, Any]) -> str:
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
     def get_or_build(self, kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> CacheEntry:
         """The entry for (kind, key), built by build(directory) on a miss."""
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        digest = self.digest(key)
         final = self.root / kind / digest
         final.parent.mkdir(parents=True, exist_ok=True)
         if (final / "meta.json").exists():

@@ -26,7 +26,7 @@ students lose the same number of heads in every layer.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +79,7 @@ class SearchSpace:
     students: tuple[str, ...] = ("pruned",)  # 'teacher': the trial keeps the teacher's weights (precision only)
     sha256: str = ""  # of the file's text: recorded with the study's settings
     fidelity: Fidelity | None = None
+    elastic: dict[str, Any] = field(default_factory=dict)  # how the elastic student trains (teacher.elastic)
 
     def dimension(self, pass_name: str, param: str) -> Dimension | None:
         return next((d for d in self.dimensions if d.pass_name == pass_name and d.param == param), None)
@@ -112,11 +113,11 @@ def load_space(spec: str | Path) -> SearchSpace:
         raise UserInputError(f"search space {path} is not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("passes"), dict):
         raise UserInputError(f"search space {path} needs a 'passes:' mapping of pass name to parameters")
-    unknown = sorted(set(data) - {"passes", "target", "evaluation", "description", "student", "fidelity"})
+    sections = {"passes", "target", "evaluation", "description", "student", "fidelity", "elastic"}
+    unknown = sorted(set(data) - sections)
     if unknown:
         raise UserInputError(
-            f"search space {path}: unknown section {unknown[0]!r} "
-            "(sections: student, passes, target, evaluation, fidelity)"
+            f"search space {path}: unknown section {unknown[0]!r} ({', '.join(sorted(sections - {'description'}))})"
         )
     student = data.get("student", "pruned")
     students = tuple(student["choice"]) if isinstance(student, dict) and "choice" in student else (student,)
@@ -135,7 +136,11 @@ def load_space(spec: str | Path) -> SearchSpace:
     target, evaluation = dict(data.get("target") or {}), dict(data.get("evaluation") or {})
     digest = hashlib.sha256(text.encode()).hexdigest()
     fidelity = _fidelity(path, data.get("fidelity"), dims)
-    return SearchSpace(path.stem, tuple(dims), target, evaluation, students, digest, fidelity)
+    elastic = data.get("elastic") or {}
+    allowed = {"steps", "max_tokens", "lr", "warmup_steps", "random_structures", "checkpoint_every", "seed"}
+    if not isinstance(elastic, dict) or set(elastic) - allowed:
+        raise UserInputError(f"search space {path}: elastic takes {', '.join(sorted(allowed))}")
+    return SearchSpace(path.stem, tuple(dims), target, evaluation, students, digest, fidelity, elastic)
 
 
 def _fidelity(path: Path, value: Any, dims: list[Dimension]) -> Fidelity | None:

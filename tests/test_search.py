@@ -354,3 +354,44 @@ def test_multi_fidelity_trains_the_best_further_from_where_they_stopped(setup: d
     shown = {t.number for t in result.view.measured}
     assert all(child.user_attrs["parent"] not in shown for child in children)
     assert all(child.number in shown for child in children)
+
+
+ELASTIC_SPACE = """
+target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 10, latency_sentences: 2, warmup: 1, repeats: 1}
+evaluation: {dev_sentences: 12}
+elastic: {steps: 4, checkpoint_every: 2, max_tokens: 300}
+passes:
+  init: {source: elastic}
+  precision: {runtime: onnxruntime, dtype: int8}
+  layers: {decoder_layers: 1, strategy: importance}
+  heads: {fraction: 0.5, allocation: uniform}
+  distill: {method: sequence, steps: 3, max_tokens: 200}
+"""
+
+
+def test_students_start_from_the_elastic_student_prepared_once(setup: dict[str, Any], tmp_path: Path) -> None:
+    """`autocompress prepare` builds the importance, the teacher's translations and the elastic student the space
+    asks for; the search finds them cached and its students start from the elastic student."""
+    import autocompress
+
+    space = tmp_path / "space.yaml"
+    space.write_text(ELASTIC_SPACE)
+    env = {**os.environ, "AUTOCOMPRESS_CACHE": str(tmp_path / "cache")}
+    work = setup["work"]
+    args = ["prepare", "--model", setup["model"], "--train", str(work / "train.tsv"), "--space", str(space), "--json"]
+    done = _cli(args, env=env)
+    assert done.returncode == 0, done.stderr
+    built = json.loads(done.stdout)
+    assert set(built) == {"importance", "teacher_translations", "elastic"} and not any(e["hit"] for e in built.values())
+    again = json.loads(_cli(args, env=env).stdout)
+    assert all(entry["hit"] for entry in again.values())
+    options = {**_options(setup, tmp_path / "s"), "space": str(space), "max_bleu_drop": None}
+    os.environ["AUTOCOMPRESS_CACHE"] = str(tmp_path / "cache")  # the search's workers read it
+    try:
+        result = autocompress.search(setup["model"], "1", **options)
+    finally:
+        os.environ.pop("AUTOCOMPRESS_CACHE")
+    trial = next(t for t in result.study.trials if t.state.name == "COMPLETE")
+    assert [p["name"] for p in trial.user_attrs["recipe"]["passes"]][:2] == ["init", "layers"]
+    caches = trial.user_attrs["metrics"]["student"]["cache"]
+    assert caches["elastic"]["hit"] and caches["teacher_translations"]["hit"]

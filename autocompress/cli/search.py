@@ -50,6 +50,15 @@ def add_commands(sub: Any) -> None:
     se.add_argument("--json", action="store_true", help="a JSON summary on stdout (the human table goes to stderr)")
     se.set_defaults(func=cmd_search)
 
+    pr = sub.add_parser("prepare", help="build what trials derive from the teacher (importance, its translations)")
+    pr.add_argument("--model", default="demo", help="teacher: a save_pretrained directory, or 'demo' (default)")
+    pr.add_argument("--train", default="demo:train", help="training data: demo:train or a source<TAB>reference file")
+    pr.add_argument("--space", help="what this search space needs (default: the CPU space)")
+    pr.add_argument("--threads", type=int, help="CPU threads (default: every core)")
+    pr.add_argument("--json", action="store_true", help="JSON on stdout")
+    add_task_options(pr)
+    pr.set_defaults(func=cmd_prepare)
+
     pa = sub.add_parser("pareto", help="print a study's Pareto front")
     _study_args(pa)
     pa.set_defaults(func=cmd_pareto)
@@ -148,6 +157,35 @@ def _open(args: argparse.Namespace) -> Any:
     except KeyError:
         names = optuna.get_all_study_names(storage_url(directory, args.storage))
         raise UserInputError(f"no study {args.study or directory.name!r} there: it holds {', '.join(names)}") from None
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from autocompress.cache import ArtifactCache
+    from autocompress.cli.models import task_options
+    from autocompress.data import load_corpus
+    from autocompress.engine.driver import model_info
+    from autocompress.model.load import load_model
+    from autocompress.passes.context import PassContext
+    from autocompress.space import load_space
+    from autocompress.teacher.elastic import settings_from_space, uses_elastic
+    from autocompress.teacher.prepare import needed, prepare
+
+    space = load_space(args.space or "cpu")
+    artifacts = needed(space)
+    elastic = settings_from_space(space, model_info(args.model).layers) if uses_elastic(space) else None
+    train = load_corpus(args.train)
+    loaded = load_model(args.model, task=task_options(args))
+    torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
+    log = (lambda _m: None) if args.json else print
+    ctx = PassContext(loaded.model, loaded.tokenizer, train, ArtifactCache(), task=loaded.task, log=log)
+    built = prepare(ctx, artifacts, elastic)
+    if args.json:
+        print(json.dumps(built, indent=2))
+    return 0
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ ask → define-by-run recipe → (already measured? tell the same values; being 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -90,6 +91,7 @@ class Driver:
         try:
             with self.stop:
                 try:
+                    self._prepare()
                     self._baseline()
                     self._loop()
                 except StopRequested:
@@ -115,7 +117,32 @@ class Driver:
             study_dir=str(c.out.resolve()),
             threads=max(1, int(c.trial_cpus())),
             train_device="cuda" if c.target.device == "cuda" and c.trial_gpus() > 0 else "cpu",
+            elastic=self.elastic.to_dict() if self.elastic is not None else None,
         )
+
+    @property
+    def elastic(self) -> Any:
+        """The elastic student's settings, when the space lets students start from one (teacher.elastic)."""
+        from autocompress.teacher.elastic import settings_from_space, uses_elastic
+
+        return settings_from_space(self.space, self.info.layers) if uses_elastic(self.space) else None
+
+    def _prepare(self) -> None:
+        """What the trials will ask of the teacher (importance, its translations of the training data), built once
+        with the whole machine before they start, or found in the cache."""
+        from autocompress.teacher.prepare import needed
+
+        artifacts = needed(self.space)
+        if not artifacts:
+            return
+        assert self.executor is not None
+        self.progress.log(f"preparing the teacher's {', '.join(artifacts)} (built once, then cached)")
+        job = dataclasses.replace(
+            self.job(-2, baseline_recipe(self.config.seed, self.task)), threads=os.cpu_count() or 1
+        )
+        for name, entry in self.executor.prepare(job, artifacts, self.stop.check).items():
+            state = "cached" if entry.get("hit") else f"built in {entry.get('seconds', 0):.0f} s"
+            self.progress.log(f"  {name}: {state}")
 
     def _baseline(self) -> None:
         """The teacher measured in the same harness (fp32 ONNX): the point the constraints and ratios refer to."""

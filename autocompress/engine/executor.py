@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from autocompress.engine.worker import FAULTS_ENV, TRIAL_CORES_ENV, TrialJob, TrialOutcome, run_trial
+from autocompress.engine.worker import FAULTS_ENV, TRIAL_CORES_ENV, TrialJob, TrialOutcome, run_prepare, run_trial
 from autocompress.errors import UserInputError
 
 PASSED_ENV = ("OMP_WAIT_POLICY", FAULTS_ENV, "AUTOCOMPRESS_CACHE", "AUTOCOMPRESS_LOCK_DIR")
@@ -75,6 +75,14 @@ class RayExecutor:
         self.task = ray.remote(run_trial)
         self.resources = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
         self.running: dict[Any, Running] = {}
+
+    def prepare(self, job: TrialJob, artifacts: tuple[str, ...], stop: Any) -> dict[str, dict[str, Any]]:
+        """Run the teacher's preparation (run_prepare) with the whole machine, checking `stop()` every second."""
+        task = self.ray.remote(run_prepare).options(name="prepare", num_cpus=self.ray.available_resources()["CPU"])
+        ref = task.remote(job, artifacts)
+        while not self.ray.wait([ref], timeout=1.0)[0]:
+            stop()
+        return self.ray.get(ref)
 
     def submit(self, job: TrialJob) -> None:
         options = {"name": f"trial-{job.number}", "max_retries": 1, "retry_exceptions": False, **self.resources}

@@ -72,6 +72,7 @@ def search_settings(config: SearchConfig, space: SearchSpace, task: Task, model_
             "dimensions": [dataclasses.asdict(d) for d in space.dimensions],
             "evaluation": space.evaluation,
             "fidelity": dataclasses.asdict(space.fidelity) if space.fidelity else None,
+            "elastic": space.elastic,
         },
         "space_sha256": space.sha256,
         "target": config.target.to_dict(),

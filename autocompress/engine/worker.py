@@ -35,6 +35,7 @@ class TrialJob:
     study_dir: str
     threads: int  # torch threads for training and BLEU decoding
     train_device: str = "cpu"
+    elastic: dict[str, Any] | None = None  # ElasticSettings of the space, when its students may start from one
 
 
 @dataclass
@@ -64,6 +65,13 @@ def _context(job: TrialJob, task: Task) -> tuple[Any, Any]:
             loaded.model, loaded.tokenizer, load_corpus(job.train), ArtifactCache(), job.train_device, task=loaded.task
         )
         _LOADED[key] = (ctx, load_corpus(job.dev).head(job.dev_sentences))
+    ctx = _LOADED[key][0]
+    ctx.elastic = None
+    if job.elastic is not None:
+        from autocompress.teacher.elastic import ElasticSettings
+
+        settings = ElasticSettings.from_dict(job.elastic)
+        ctx.elastic = lambda: ctx.elastic_student(settings)
     return _LOADED[key]
 
 
@@ -162,6 +170,22 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         metrics=metrics,
         worker={"host": socket.gethostname(), "pid": os.getpid(), "started": started, "ended": time.time()},
     )
+
+
+def run_prepare(job: TrialJob, artifacts: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Build the teacher-derived artifacts the search needs (autocompress.teacher.prepare), with every core."""
+    import torch
+
+    from autocompress.recipe import Recipe
+    from autocompress.teacher.prepare import prepare
+
+    use_trial_cores()
+    torch.set_num_threads(job.threads)
+    from autocompress.teacher.elastic import ElasticSettings
+
+    ctx, _dev = _context(job, Recipe.from_dict(job.recipe).task)
+    ctx.metrics = {}
+    return prepare(ctx, artifacts, ElasticSettings.from_dict(job.elastic) if job.elastic else None)
 
 
 def training_states(study_dir: Path, training: Any) -> tuple[Any, Any]:

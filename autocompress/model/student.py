@@ -19,6 +19,7 @@ from autocompress.model import arch
 from autocompress.model.surgery import resized
 from autocompress.passes import PASSES
 from autocompress.passes.base import MODEL_STAGES
+from autocompress.passes.ffn import NEURONS_ATTR, original_neurons
 from autocompress.passes.heads import mark_pruned, original_heads
 from autocompress.passes.sparsity import measured_sparsity
 
@@ -56,7 +57,10 @@ def structure(model: PreTrainedModel) -> dict[str, Any]:
             {"kind": b.kind, "layer": b.layer, "heads": original_heads(b).tolist()}
             for b in arch.attention_blocks(model)
         ],
-        "ffn": [{"stack": b.stack, "layer": b.layer, "width": b.width} for b in arch.ffn_blocks(model)],
+        "ffn": [
+            {"stack": b.stack, "layer": b.layer, "width": b.width, "neurons": original_neurons(b).tolist()}
+            for b in arch.ffn_blocks(model)
+        ],
     }
 
 
@@ -88,7 +92,7 @@ def load_student(directory: Path) -> PreTrainedModel:
     for entry in spec["attention"]:
         block = blocks[(entry["kind"], entry["layer"])]
         width = len(entry["heads"]) * block.head_dim
-        if len(entry["heads"]) != block.num_heads:
+        if entry["heads"] != list(range(block.num_heads)):  # pruned, or reordered (an elastic student)
             module = block.module
             for name in (block.q, block.k, block.v):
                 setattr(module, name, resized(getattr(module, name), getattr(module, name).in_features, width))
@@ -101,6 +105,8 @@ def load_student(directory: Path) -> PreTrainedModel:
             linear = getattr(block.up_owner, name)
             setattr(block.up_owner, name, resized(linear, linear.in_features, entry["width"]))
         setattr(block.down_owner, block.down_name, resized(block.down, entry["width"], block.down.out_features))
+        if "neurons" in entry:
+            setattr(block.down_owner, NEURONS_ATTR, torch.tensor(entry["neurons"]))
     load_model(model, str(directory / WEIGHTS_FILE), strict=True)
     if (directory / "generation_config.json").exists():
         model.generation_config = GenerationConfig.from_pretrained(directory)

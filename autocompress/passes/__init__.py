@@ -1,7 +1,8 @@
 """The compression passes, one file each, registered here (autocompress.passes.base has the contract and registry).
 
-Stages run in this order: structure (layers, heads, FFN neurons) → sparsity (its schedule runs inside training) →
-train (distillation) → artifact (precision: the runtime and numeric format of the exported model).
+Stages run in this order: init (the weights a student starts from) → structure (layers, heads, FFN neurons) →
+sparsity (its schedule runs inside training) → train (distillation) → artifact (precision: the runtime and numeric
+format of the exported model).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from autocompress.passes.base import PASSES, STAGE_ORDER, Pass, in_stage_order, 
 from autocompress.passes.distill import Distill
 from autocompress.passes.ffn import FFN
 from autocompress.passes.heads import Heads
+from autocompress.passes.init import Init
 from autocompress.passes.layers import Layers
 from autocompress.passes.precision import Precision
 from autocompress.passes.sparsity import Sparsity
 
-for _pass in (Layers(), Heads(), FFN(), Sparsity(), Distill(), Precision()):
+for _pass in (Init(), Layers(), Heads(), FFN(), Sparsity(), Distill(), Precision()):
     register(_pass)
 
 __all__ = ["PASSES", "STAGE_ORDER", "Pass", "in_stage_order", "register", "unregister"]

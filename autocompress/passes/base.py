@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
     from autocompress.recipe import PassConfig, Recipe
 
-STAGE_ORDER = ("structure", "sparsity", "train", "artifact")
-MODEL_STAGES = ("structure", "sparsity", "train")
+STAGE_ORDER = ("init", "structure", "sparsity", "train", "artifact")
+MODEL_STAGES = ("init", "structure", "sparsity", "train")
 
 
 class RecipeError(UserInputError):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from itertools import accumulate
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from autocompress.data import ParallelCorpus
     from autocompress.passes.distill import TrainingState
     from autocompress.passes.sparsity import Sparsifier
+    from autocompress.teacher.elastic import ElasticSettings
 
 
 @dataclass
@@ -39,10 +41,16 @@ class PassContext:
     task: Task = field(default_factory=Task)
     sparsifier: Sparsifier | None = None  # set by the sparsity pass, stepped by distillation
     metrics: dict[str, Any] = field(default_factory=dict)  # what the passes measured, for the trial's record
+    # The elastic student students may start from (passes.init), given on first use: it is built once per space.
+    elastic: Callable[[], PreTrainedModel] | None = None
     # Multi-fidelity: a state of this student's training at fewer steps to continue from, and where states go.
     resume: TrainingState | None = None
     save_state: Callable[[TrainingState], object] | None = None
     _importance: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    _elastic: tuple[Path, PreTrainedModel] | None = field(default=None, repr=False)
+    _translations: tuple[list[list[int]], list[list[int]]] | None = field(default=None, repr=False)
+    # What each artifact's first use recorded; a later trial in this worker reads the memo and records a hit.
+    _records: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @cached_property
     def teacher_key(self) -> dict[str, Any]:
@@ -64,12 +72,15 @@ class PassContext:
             save_file(build(), str(directory / "tensors.safetensors"))
 
         entry = self.cache.get_or_build(kind, {**self.teacher_key, "settings": settings}, write)
-        self.metrics.setdefault("cache", {})[kind] = {"hit": entry.hit, "seconds": round(entry.seconds, 2)}
+        self._record(kind, entry)
         self.log(f"{kind}: {'cached' if entry.hit else 'built'} ({entry.seconds:.1f} s to build) at {entry.path}")
         return load_file(str(entry.path / "tensors.safetensors"))
 
     def teacher_translations(self) -> tuple[list[list[int]], list[list[int]]]:
         """(source ids, the teacher's output ids) for the training data, translated once (teacher.translations)."""
+        if self._translations is not None:
+            self._record("teacher_translations")
+            return self._translations
         settings = self.translation_settings
         total = len(self.train)
         chosen = list(range(total))
@@ -86,11 +97,33 @@ class PassContext:
 
         key = cache_settings(settings, self.teacher.config.model_type, self.device)
         found = self.cached("teacher_translations", key, build)
-        return _unpacked(found, "source"), _unpacked(found, "target")
+        self._translations = (_unpacked(found, "source"), _unpacked(found, "target"))
+        return self._translations
+
+    def elastic_student(self, settings: ElasticSettings) -> PreTrainedModel:
+        """The elastic student for these settings (teacher.elastic), trained once and cached; its checkpoints live
+        beside the cache, so an interrupted build resumes."""
+        from autocompress.model.student import load_student, save_student
+        from autocompress.teacher.elastic import train_elastic
+
+        key = {**self.teacher_key, "settings": settings.to_dict()}
+        workdir = self.cache.root / "elastic-work" / self.cache.digest(key)
+
+        def build(directory: Path) -> None:
+            workdir.mkdir(parents=True, exist_ok=True)
+            save_student(train_elastic(self, settings, workdir), self.tokenizer, directory / "student")
+
+        entry = self.cache.get_or_build("elastic", key, build)
+        self._record("elastic", entry)
+        if self._elastic is None or self._elastic[0] != entry.path:
+            self._elastic = (entry.path, load_student(entry.path / "student"))
+        return self._elastic[1]
 
     def importance(self) -> dict[str, torch.Tensor]:
         """Head, neuron and layer scores of the teacher; read once per context (several passes ask)."""
-        if self._importance is None:
+        if self._importance is not None:
+            self._record("importance")
+        else:
             settings = self.importance_settings
 
             def build() -> dict[str, torch.Tensor]:
@@ -98,6 +131,15 @@ class PassContext:
 
             self._importance = self.cached("importance", asdict(settings), build)
         return self._importance
+
+    def _record(self, kind: str, entry: Any = None) -> None:
+        """Put in this trial's metrics whether `kind` was built for it or found, and what building it cost."""
+        if entry is not None:
+            record = {"hit": entry.hit, "seconds": round(entry.seconds, 2), "path": str(entry.path)}
+            self._records[kind] = {**record, "hit": True}
+        else:
+            record = self._records[kind]
+        self.metrics.setdefault("cache", {})[kind] = record
 
 
 def _packed(name: str, rows: list[list[int]]) -> dict[str, torch.Tensor]:

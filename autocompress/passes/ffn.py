@@ -38,7 +38,7 @@ def keep_neurons(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -
     scores = ctx.importance()
     for block in arch.ffn_blocks(model):
         origin = arch.layers(model, block.stack)[block.layer].autocompress_origin
-        importance = scores[f"neurons.{block.stack}.{origin}"]
+        importance = scores[f"neurons.{block.stack}.{origin}"][original_neurons(block)]
         keep = max(1, round(config["keep"] * block.width))
         kept = torch.topk(importance, keep).indices.sort().values
         prune_ffn(block, kept)
@@ -49,7 +49,19 @@ def keep_neurons(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -
         model.config.encoder_ffn_dim, model.config.decoder_ffn_dim = widths["encoder"], widths["decoder"]
 
 
+NEURONS_ATTR = "autocompress_neurons"
+
+
+def original_neurons(block: arch.FFNBlock) -> torch.Tensor:
+    """Which of the teacher's neurons a block still has, in its order (all, in order, until pruned or reordered)."""
+    kept = getattr(block.down_owner, NEURONS_ATTR, None)
+    return kept if kept is not None else torch.arange(block.width)
+
+
 def prune_ffn(block: arch.FFNBlock, kept: torch.Tensor) -> None:
+    """Keep the neurons at positions `kept`, in that order (a permutation of all of them reorders the block)."""
+    origin = original_neurons(block)[kept]
     for name in block.up_names:
         setattr(block.up_owner, name, select_rows(getattr(block.up_owner, name), kept))
     setattr(block.down_owner, block.down_name, select_columns(block.down, kept))
+    setattr(block.down_owner, NEURONS_ATTR, origin.clone())

@@ -1,0 +1,50 @@
+"""Everything derived from the teacher, built ahead of a search: `autocompress prepare`, and a search's first job.
+
+Importance scores (heads, neurons, layers), the teacher's translations of the training data (sequence-level KD) and,
+for a space whose students may start from one, the elastic student: each built once per (teacher, data, task,
+settings) into the artifact cache and reused by every later trial and study; what is there already is reported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from autocompress.teacher.elastic import ElasticSettings, uses_elastic
+
+if TYPE_CHECKING:
+    from autocompress.passes.context import PassContext
+
+ARTIFACTS = ("importance", "teacher_translations", "elastic")
+
+
+def needed(space: Any) -> tuple[str, ...]:
+    """What a search space's trials will ask for: importance when it prunes, translations when it distils on them."""
+    found = []
+    names = {d.name for d in space.dimensions}
+    if "pruned" in space.students and any(n.split(".")[0] in ("layers", "heads", "ffn") for n in names):
+        found.append("importance")
+    methods = {v for d in space.dimensions if d.name == "distill.method" for v in d.values}
+    elastic = uses_elastic(space)
+    if any("sequence" in str(m) for m in methods) or elastic:
+        found.append("teacher_translations")
+    if elastic:
+        found.append("elastic")
+    return tuple(found)
+
+
+def prepare(
+    ctx: PassContext, artifacts: tuple[str, ...], elastic: ElasticSettings | None = None
+) -> dict[str, dict[str, Any]]:
+    """Build (or find) each artifact; returns name → {hit, seconds to build, path}, as found when it was asked for."""
+    found = {}
+    for name in artifacts:
+        if name == "importance":
+            ctx.importance()
+        elif name == "teacher_translations":
+            ctx.teacher_translations()
+        elif name == "elastic" and elastic is not None:
+            ctx.elastic_student(elastic)
+        else:
+            raise ValueError(f"unknown teacher artifact {name!r}: {', '.join(ARTIFACTS)}")
+        found[name] = dict(ctx.metrics.get("cache", {}).get(name, {}))
+    return found
