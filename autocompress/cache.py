@@ -2,6 +2,8 @@
 
 Every trial of a study, and every later study on the same teacher and data, reuses them. An entry is built in a
 temporary directory and renamed into place, under a lock, so parallel trials never see half an entry or build it twice.
+Read-only layers are looked in first: the package ships the demo teacher's entries (autocompress.demo.prepared), found
+by the same content hash as any other, so the demo's searches start with them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from autocompress.data import ParallelCorpus
 
 DEFAULT_ROOT = Path(os.environ.get("AUTOCOMPRESS_CACHE", Path.home() / ".cache" / "autocompress" / "artifacts"))
+SHIPPED = Path(__file__).resolve().parent / "demo" / "prepared"  # the demo teacher's entries, read-only
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -55,8 +58,9 @@ class CacheEntry:
 
 
 class ArtifactCache:
-    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
+    def __init__(self, root: Path = DEFAULT_ROOT, shipped: tuple[Path, ...] = (SHIPPED,)) -> None:
         self.root = Path(root)
+        self.shipped = tuple(Path(layer) for layer in shipped)  # read first, never written
 
     @staticmethod
     def digest(key: dict[str, Any]) -> str:
@@ -65,6 +69,10 @@ class ArtifactCache:
     def get_or_build(self, kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> CacheEntry:
         """The entry for (kind, key), built by build(directory) on a miss."""
         digest = self.digest(key)
+        for layer in self.shipped:
+            if (layer / kind / digest / "meta.json").exists():
+                entry = layer / kind / digest
+                return CacheEntry(entry, True, json.loads((entry / "meta.json").read_text())["seconds"])
         final = self.root / kind / digest
         final.parent.mkdir(parents=True, exist_ok=True)
         if (final / "meta.json").exists():

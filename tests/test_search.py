@@ -366,6 +366,7 @@ passes:
   layers: {decoder_layers: 1, strategy: importance}
   heads: {fraction: 0.5, allocation: uniform}
   distill: {method: sequence, steps: 3, max_tokens: 200}
+  vocabulary: {keep: used}
 """
 
 
@@ -382,7 +383,8 @@ def test_students_start_from_the_elastic_student_prepared_once(setup: dict[str, 
     done = _cli(args, env=env)
     assert done.returncode == 0, done.stderr
     built = json.loads(done.stdout)
-    assert set(built) == {"importance", "teacher_translations", "elastic"} and not any(e["hit"] for e in built.values())
+    assert set(built) == {"importance", "teacher_translations", "target_token_counts", "elastic"}
+    assert not any(entry["hit"] for entry in built.values())
     again = json.loads(_cli(args, env=env).stdout)
     assert all(entry["hit"] for entry in again.values())
     options = {**_options(setup, tmp_path / "s"), "space": str(space), "max_bleu_drop": None}
@@ -394,4 +396,6 @@ def test_students_start_from_the_elastic_student_prepared_once(setup: dict[str, 
     trial = next(t for t in result.study.trials if t.state.name == "COMPLETE")
     assert [p["name"] for p in trial.user_attrs["recipe"]["passes"]][:2] == ["init", "layers"]
     caches = trial.user_attrs["metrics"]["student"]["cache"]
-    assert caches["elastic"]["hit"] and caches["teacher_translations"]["hit"]
+    assert caches["elastic"]["hit"] and caches["teacher_translations"]["hit"] and caches["target_token_counts"]["hit"]
+    kept = trial.user_attrs["metrics"]["student"]["vocabulary"]
+    assert kept["kept"] < kept["of"]  # and the trimmed artifact was measured like any other

@@ -117,3 +117,21 @@ def test_registering_a_pass_of_an_unknown_stage_is_refused() -> None:
     with pytest.raises(ValueError, match="stage 'deploy' is not one of"):
         register(Nowhere())
     assert "nowhere" not in PASSES
+
+
+@pytest.mark.parametrize("name", ["cpu", "cuda", "quick", "students"])
+def test_every_packaged_space_loads_and_draws_valid_recipes(name: str) -> None:
+    """What the package offers must load, and its trials must be recipes the passes accept (CUDA dtypes included:
+    drawing is checked on the space's own device, not on this machine)."""
+    from autocompress.teacher.elastic import settings_from_space, uses_elastic
+
+    space = load_space(name)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        trial = study.ask()
+        recipe = suggest_recipe(trial, space, {"encoder": 4, "decoder": 3}, space.target["device"], "marian")
+        assert Recipe.from_dict(recipe.to_dict()) == recipe
+        study.tell(trial, 0.0)
+    if uses_elastic(space):
+        settings = settings_from_space(space, {"encoder": 4, "decoder": 3})
+        assert settings.largest().decoder_layers == 3 and settings.smallest().decoder_layers == 1

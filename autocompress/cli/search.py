@@ -4,6 +4,7 @@ met the constraints, 2 bad input, 1 internal error."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -180,7 +181,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     train = load_corpus(args.train)
     loaded = load_model(args.model, task=task_options(args))
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
-    log = (lambda _m: None) if args.json else print
+    log = (lambda _m: None) if args.json else functools.partial(print, flush=True)  # a log file follows it
     ctx = PassContext(loaded.model, loaded.tokenizer, train, ArtifactCache(), task=loaded.task, log=log)
     built = prepare(ctx, artifacts, elastic)
     if args.json:

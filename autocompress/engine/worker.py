@@ -196,12 +196,16 @@ def training_states(study_dir: Path, training: Any) -> tuple[Any, Any]:
     distill = training.get("distill")
     if distill is None or distill["schedule"] != "wsd":
         return None, None
+    from autocompress.passes import PASSES
     from autocompress.recipe import PassConfig, Recipe
 
+    # what shapes the training: not its step count, nor what is done to the student after it (vocabulary)
+    before = ("init", "structure", "sparsity", "train")
     lineage = Recipe(
         tuple(
             PassConfig.make("distill", {**p.as_dict(), "steps": 0}) if p.name == "distill" else p
             for p in training.passes
+            if PASSES[p.name].stage in before
         ),
         training.seed,
         task=training.task,

@@ -12,6 +12,8 @@ teacher translates differently from the teacher. Here:
   bias, so the plain `ctranslate2.Translator` never emits them either;
 - source and target vocabularies are written separately where the model has two (many OPUS-MT models), from the
   tokenizer's source and target vocabularies;
+- a trimmed output vocabulary (autocompress.model.vocabulary) is the target vocabulary, its tokens in the model's
+  own id order, so CTranslate2's output tokens are the kept ones;
 - each stack gets its own head count and the teacher's per-head size (a pruned student keeps the head size, which
   CTranslate2 would otherwise derive as d_model / heads).
 """
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from autocompress.export.manifest import Manifest, decoding_rules, model_fields
 from autocompress.model import arch
+from autocompress.model.vocabulary import target_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -91,7 +94,11 @@ def vocabularies(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> 
     target_map = getattr(tokenizer, "target_encoder", None) if getattr(tokenizer, "separate_vocabs", False) else None
     rows = (model.get_input_embeddings().num_embeddings, model.get_output_embeddings().out_features)
     source = _in_id_order(source_map, rows[0])
-    return source, _in_id_order(target_map, rows[1]) if target_map is not None else _in_id_order(source_map, rows[1])
+    kept = target_ids(model)  # a trimmed output vocabulary: its rows are these of the tokenizer's target side
+    if kept is None:
+        return source, _in_id_order(target_map if target_map is not None else source_map, rows[1])
+    whole = _in_id_order(target_map if target_map is not None else source_map, max(kept) + 1)
+    return source, [whole[i] for i in kept]
 
 
 def _in_id_order(vocabulary: dict[str, int], rows: int) -> list[str]:

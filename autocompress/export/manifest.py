@@ -38,6 +38,9 @@ class Manifest:
     recipe_id: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # what building it measured (pass metrics, cache hits)
     measurements: dict[str, Any] = field(default_factory=dict)  # evaluate.Measurement dicts, with signatures
+    # A trimmed output vocabulary (autocompress.model.vocabulary): the tokenizer's id of each output id; the ids above
+    # (decoder start, eos, pad, decoding rules) are output ids. None: the whole vocabulary.
+    target_ids: list[int] | None = None
     version: int = MANIFEST_VERSION
 
     def __post_init__(self) -> None:
@@ -80,6 +83,7 @@ def decoding_rules(model: Any) -> dict[str, Any]:
 def model_fields(model: Any, task: Any = None) -> dict[str, Any]:
     """The fields every exporter fills the same way from the model (and its task, autocompress.task.Task)."""
     from autocompress.model import arch
+    from autocompress.model.vocabulary import target_ids
 
     blocks = arch.attention_blocks(model)
     heads = {kind: [b.num_heads for b in blocks if b.kind == kind] for kind in arch.ATTENTION_KINDS}
@@ -96,6 +100,7 @@ def model_fields(model: Any, task: Any = None) -> dict[str, Any]:
             "cross_heads": heads["cross"],
         },
         "task": task.to_dict() if task is not None else {},
+        "target_ids": target_ids(model),
     }
 
 

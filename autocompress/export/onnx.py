@@ -168,6 +168,7 @@ def _exportable(model: PreTrainedModel) -> PreTrainedModel:
     model = copy.deepcopy(model).float().eval()
     model.set_attn_implementation("eager")
     head = model.get_output_embeddings()
-    if head is not None and head.weight is model.get_input_embeddings().weight:
+    embeddings = (model.get_input_embeddings().weight, model.get_decoder().embed_tokens.weight)
+    if head is not None and any(head.weight is weight for weight in embeddings):  # a trimmed one ties the decoder's
         head.weight = nn.Parameter(head.weight.detach().clone())
     return model

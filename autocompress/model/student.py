@@ -17,6 +17,7 @@ import torch
 
 from autocompress.model import arch
 from autocompress.model.surgery import resized
+from autocompress.model.vocabulary import resize_target, target_ids
 from autocompress.passes import PASSES
 from autocompress.passes.base import MODEL_STAGES
 from autocompress.passes.ffn import NEURONS_ATTR, original_neurons
@@ -61,6 +62,7 @@ def structure(model: PreTrainedModel) -> dict[str, Any]:
             {"stack": b.stack, "layer": b.layer, "width": b.width, "neurons": original_neurons(b).tolist()}
             for b in arch.ffn_blocks(model)
         ],
+        "target_ids": target_ids(model),  # a trimmed output vocabulary (autocompress.model.vocabulary), or None
     }
 
 
@@ -107,6 +109,8 @@ def load_student(directory: Path) -> PreTrainedModel:
         setattr(block.down_owner, block.down_name, resized(block.down, entry["width"], block.down.out_features))
         if "neurons" in entry:
             setattr(block.down_owner, NEURONS_ATTR, torch.tensor(entry["neurons"]))
+    if spec.get("target_ids") is not None:
+        resize_target(model, spec["target_ids"])  # its configs were saved in its own id space already
     load_model(model, str(directory / WEIGHTS_FILE), strict=True)
     if (directory / "generation_config.json").exists():
         model.generation_config = GenerationConfig.from_pretrained(directory)

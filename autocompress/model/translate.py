@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from autocompress.model import arch
+from autocompress.model.vocabulary import target_ids, to_teacher_ids
 from autocompress.task import MAX_SOURCE_TOKENS, Task, decode, special_ids
 
 if TYPE_CHECKING:
@@ -54,8 +55,10 @@ def generate_ids(
 
 
 def output_special_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
-    generation = model.generation_config
-    return special_ids(tokenizer, (generation.forced_bos_token_id, model.config.decoder_start_token_id))
+    """In the tokenizer's ids (a trimmed model's configs speak its own: mapped back)."""
+    generation, ids = model.generation_config, target_ids(model)
+    extra = [generation.forced_bos_token_id, model.config.decoder_start_token_id]
+    return special_ids(tokenizer, [ids[i] if ids is not None and i is not None else i for i in extra])
 
 
 def translate_texts(
@@ -68,7 +71,7 @@ def translate_texts(
     task: Task | None = None,
 ) -> list[str]:
     rows = generate_ids(model, tokenizer, texts, beam=beam, batch_size=batch_size, max_length=max_length, task=task)
-    return decode(tokenizer, rows, output_special_ids(model, tokenizer))
+    return decode(tokenizer, to_teacher_ids(rows, target_ids(model)), output_special_ids(model, tokenizer))
 
 
 class Translator(Protocol):

@@ -1,8 +1,8 @@
 """The compression passes, one file each, registered here (autocompress.passes.base has the contract and registry).
 
 Stages run in this order: init (the weights a student starts from) → structure (layers, heads, FFN neurons) →
-sparsity (its schedule runs inside training) → train (distillation) → artifact (precision: the runtime and numeric
-format of the exported model).
+sparsity (its schedule runs inside training) → train (distillation) → vocabulary (the output vocabulary trimmed)
+→ artifact (precision: the runtime and numeric format of the exported model).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from autocompress.passes.init import Init
 from autocompress.passes.layers import Layers
 from autocompress.passes.precision import Precision
 from autocompress.passes.sparsity import Sparsity
+from autocompress.passes.vocabulary import Vocabulary
 
-for _pass in (Init(), Layers(), Heads(), FFN(), Sparsity(), Distill(), Precision()):
+for _pass in (Init(), Layers(), Heads(), FFN(), Sparsity(), Distill(), Vocabulary(), Precision()):
     register(_pass)
 
 __all__ = ["PASSES", "STAGE_ORDER", "Pass", "in_stage_order", "register", "unregister"]

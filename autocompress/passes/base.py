@@ -3,10 +3,10 @@
 A pass is one file with one subclass of Pass: its name, its stage, its parameters (name, range, default,
 description), when a configuration does nothing, which values a parameter may take for a model and target, how its
 parameters are suggested (define-by-run), how it adjusts to other passes' choices, which targets it can run on, and
-`apply`. Model passes (stages structure, sparsity, train) apply to the student; artifact passes (stage artifact) to an
-ArtifactBuild, the exported model under construction. The recipe, the search space, the student builder, the artifact
-builder and the worker read the registry, so a new pass is its file, a `register` call, and its lines in a
-search-space YAML.
+`apply`. Model passes (stages init, structure, sparsity, train, vocabulary) apply to the student; artifact passes
+(stage artifact) to an ArtifactBuild, the exported model under construction. The recipe, the search space, the
+student builder, the artifact builder and the worker read the registry, so a new pass is its file, a `register`
+call, and its lines in a search-space YAML.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
     from autocompress.recipe import PassConfig, Recipe
 
-STAGE_ORDER = ("init", "structure", "sparsity", "train", "artifact")
-MODEL_STAGES = ("init", "structure", "sparsity", "train")
+STAGE_ORDER = ("init", "structure", "sparsity", "train", "vocabulary", "artifact")
+MODEL_STAGES = ("init", "structure", "sparsity", "train", "vocabulary")
 
 
 class RecipeError(UserInputError):

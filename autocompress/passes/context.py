@@ -95,10 +95,13 @@ class PassContext:
             inputs = self.tokenizer(self.task.sources(sources), truncation=True, max_length=settings.max_length)
             return {**_packed("source", inputs["input_ids"]), **_packed("target", targets)}
 
-        key = cache_settings(settings, self.teacher.config.model_type, self.device)
-        found = self.cached("teacher_translations", key, build)
+        found = self.cached("teacher_translations", self.translations_key(), build)
         self._translations = (_unpacked(found, "source"), _unpacked(found, "target"))
         return self._translations
+
+    def translations_key(self) -> dict[str, Any]:
+        """The settings the teacher's translations are cached by, for them and for what is derived from them."""
+        return cache_settings(self.translation_settings, self.teacher.config.model_type, self.device)
 
     def elastic_student(self, settings: ElasticSettings) -> PreTrainedModel:
         """The elastic student for these settings (teacher.elastic), trained once and cached; its checkpoints live

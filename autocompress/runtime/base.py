@@ -40,8 +40,10 @@ class ArtifactRuntime:
 
     @cached_property
     def output_special_ids(self) -> set[int]:
-        forced = self.manifest.decoding.get("forced_bos_token_id")
-        return special_ids(self.tokenizer, (forced, self.manifest.decoder_start_token_id))
+        """In the tokenizer's ids (a trimmed artifact's manifest speaks its own: mapped back)."""
+        extra = [self.manifest.decoding.get("forced_bos_token_id"), self.manifest.decoder_start_token_id]
+        ids = self.manifest.target_ids
+        return special_ids(self.tokenizer, [ids[i] if ids is not None and i is not None else i for i in extra])
 
     def encode(self, texts: Sequence[str], max_length: int = MAX_SOURCE_TOKENS) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask (padded to the longest) of raw texts: the task's prefix goes first."""
@@ -51,6 +53,9 @@ class ArtifactRuntime:
         return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
 
     def decode(self, rows: Any) -> list[str]:
+        """Text of output rows; a trimmed artifact's ids (autocompress.model.vocabulary) go back to the tokenizer's."""
+        ids = self.manifest.target_ids
+        rows = [[ids[int(t)] for t in row] for row in rows] if ids is not None else rows
         return decode(self.tokenizer, rows, self.output_special_ids)
 
     def generate_ids(

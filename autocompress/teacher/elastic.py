@@ -11,6 +11,7 @@ and skipping layers in the one shared model. The result is the teacher's shape w
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -169,6 +170,8 @@ def train_elastic(ctx: PassContext, settings: ElasticSettings, workdir: Path) ->
     src, tgt = ctx.teacher_translations()
     batches = _batches(src, tgt, settings, ctx.tokenizer.pad_token_id, skip=first)
     started, losses = time.perf_counter(), []
+    # bf16 on a GPU, as distillation (passes.distill); full precision on a CPU
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     for step in range(first + 1, total + 1):
         batch = {k: v.to(device) for k, v in next(batches).items()}
         structures = [settings.largest(), settings.smallest()]
@@ -177,7 +180,7 @@ def train_elastic(ctx: PassContext, settings: ElasticSettings, workdir: Path) ->
         step_losses = []
         with background_work(device.type):
             for sub in structures:
-                with structure(model, sub, layer_scores):
+                with structure(model, sub, layer_scores), amp:
                     loss = model(**batch).loss
                 (loss / len(structures)).backward()
                 step_losses.append(loss.item())

@@ -1,7 +1,8 @@
 """Everything derived from the teacher, built ahead of a search: `autocompress prepare`, and a search's first job.
 
-Importance scores (heads, neurons, layers), the teacher's translations of the training data (sequence-level KD) and,
-for a space whose students may start from one, the elastic student: each built once per (teacher, data, task,
+Importance scores (heads, neurons, layers), the teacher's translations of the training data (sequence-level KD), how
+often each target token occurs in them and the references (vocabulary trimming) and, for a space whose students may
+start from one, the elastic student: each built once per (teacher, data, task,
 settings) into the artifact cache and reused by every later trial and study; what is there already is reported.
 """
 
@@ -14,19 +15,23 @@ from autocompress.teacher.elastic import ElasticSettings, uses_elastic
 if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
 
-ARTIFACTS = ("importance", "teacher_translations", "elastic")
+ARTIFACTS = ("importance", "teacher_translations", "target_token_counts", "elastic")
 
 
 def needed(space: Any) -> tuple[str, ...]:
-    """What a search space's trials will ask for: importance when it prunes, translations when it distils on them."""
+    """What a search space's trials will ask for: importance when it prunes, translations when it distils on them or
+    trims the output vocabulary to what they use."""
     found = []
     names = {d.name for d in space.dimensions}
     if "pruned" in space.students and any(n.split(".")[0] in ("layers", "heads", "ffn") for n in names):
         found.append("importance")
     methods = {v for d in space.dimensions if d.name == "distill.method" for v in d.values}
     elastic = uses_elastic(space)
-    if any("sequence" in str(m) for m in methods) or elastic:
+    trims = space.dimension("vocabulary", "keep") is not None and "used" in space.dimension("vocabulary", "keep").values
+    if any("sequence" in str(m) for m in methods) or elastic or trims:  # trimming counts the translations' tokens
         found.append("teacher_translations")
+    if trims:
+        found.append("target_token_counts")
     if elastic:
         found.append("elastic")
     return tuple(found)
@@ -42,6 +47,10 @@ def prepare(
             ctx.importance()
         elif name == "teacher_translations":
             ctx.teacher_translations()
+        elif name == "target_token_counts":
+            from autocompress.passes.vocabulary import target_token_counts
+
+            target_token_counts(ctx)
         elif name == "elastic" and elastic is not None:
             ctx.elastic_student(elastic)
         else:

@@ -1,0 +1,148 @@
+"""Where a student starts: cut from the teacher's layers, or sliced from the elastic student — on the same structures,
+trained the same steps.
+
+Each structure of the CPU student space (`search_spaces/students.yaml`) is built twice — `init: teacher` (today's
+importance-ordered cut of the teacher) and `init: elastic` (the weight-shared student `autocompress prepare --space
+students` trains once) — and distilled on the teacher's translations of the whole training set with the space's
+distillation settings, through the space's rungs: the state before the cool-down carries over from one rung to the
+next exactly as in a search. Dev greedy BLEU (sacrebleu, the whole dev set, PyTorch) at 0 steps and after each rung.
+The elastic student's one-off cost is read from its cache entry and printed beside the per-student costs, so the
+comparison at equal cost can be read both ways: per trial (same steps) and with the one-off cost spread over the
+students of a search. Resumable: rows already in the JSON are kept.
+
+    python benchmarks/student_init.py [--structures A,B,C] [--rungs 200,800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch
+
+from autocompress.cache import ArtifactCache
+from autocompress.data import load_demo
+from autocompress.engine.driver import model_info
+from autocompress.engine.worker import training_states
+from autocompress.evaluate.bleu import score_translations
+from autocompress.model.load import load_model
+from autocompress.model.student import build_student
+from autocompress.model.translate import translate_texts
+from autocompress.passes.context import PassContext
+from autocompress.recipe import Recipe
+from autocompress.space import load_space
+from autocompress.teacher.elastic import settings_from_space
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "benchmarks"
+# (encoder layers, decoder layers, fraction of heads removed, FFN neurons kept): deep-shallow at full width, the same
+# narrowed, and the smallest corner of the space
+STRUCTURES = {"A": (4, 1, 0.0, 1.0), "B": (4, 1, 0.5, 0.5), "C": (2, 1, 0.5, 0.5)}
+
+
+def dev_bleu(model: torch.nn.Module, tokenizer: Any, dev: Any) -> tuple[float, str]:
+    hyps = translate_texts(model, tokenizer, list(dev.sources), beam=1, batch_size=32, max_length=128)
+    bleu, _ = score_translations(hyps, list(dev.references))
+    return round(bleu.score, 2), bleu.signature
+
+
+def recipe(structure: tuple[int, int, float, float], init: str, steps: int, distill: dict[str, Any]) -> Recipe:
+    encoder, decoder, heads, ffn = structure
+    passes: list[tuple[str, dict[str, Any]]] = [
+        ("init", {"source": init}),
+        ("layers", {"encoder_layers": encoder, "decoder_layers": decoder, "strategy": "importance"}),
+        ("heads", {"fraction": heads, "allocation": "uniform"}),
+        ("ffn", {"keep": ffn}),
+    ]
+    if steps:
+        passes.append(("distill", {**distill, "steps": steps, "schedule": "wsd"}))
+    return Recipe.make(passes, seed=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--structures", default="A,B,C", help=f"which of {STRUCTURES}")
+    parser.add_argument("--rungs", default="200,800", help="training steps at which BLEU is measured")
+    parser.add_argument("--space", default="students")
+    parser.add_argument("--out", type=Path, default=RESULTS / "student_init.json")
+    args = parser.parse_args()
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    space = load_space(args.space)
+    settings = settings_from_space(space, model_info("demo").layers)
+    distill = {d.name.split(".")[1]: d.values[0] for d in space.dimensions if d.name.startswith("distill.")}
+    rungs = [int(r) for r in args.rungs.split(",")]
+    loaded = load_model("demo")
+    dev = load_demo("dev")
+    found: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    found.setdefault("rows", {})
+    if "teacher_dev_bleu" not in found:
+        found["teacher_dev_bleu"], found["bleu_signature"] = dev_bleu(loaded.model, loaded.tokenizer, dev)
+    print(f"teacher: dev greedy BLEU {found['teacher_dev_bleu']} ({found['bleu_signature']})", flush=True)
+    states = Path(tempfile.mkdtemp(prefix="student-init-states-"))  # the rungs' carried-over training states
+    for name in args.structures.split(","):
+        for init in ("teacher", "elastic"):
+            row_key = f"{name}/{init}"
+            if row_key in found["rows"] and all(str(r) in found["rows"][row_key]["bleu"] for r in [0, *rungs]):
+                continue
+            row: dict[str, Any] = {"structure": STRUCTURES[name], "init": init, "bleu": {}, "seconds": {}}
+            for steps in [0, *rungs]:
+                ctx = PassContext(loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(), task=loaded.task)
+                ctx.elastic = lambda ctx=ctx: ctx.elastic_student(settings)
+                training = recipe(STRUCTURES[name], init, steps, distill)
+                ctx.resume, ctx.save_state = training_states(states, training)
+                started = time.perf_counter()
+                student = build_student(training, ctx)
+                row["seconds"][str(steps)] = round(time.perf_counter() - started, 1)
+                row["bleu"][str(steps)], _ = dev_bleu(student, loaded.tokenizer, dev)
+                row["parameters"] = ctx.metrics.get("parameters")
+                if "elastic" in ctx.metrics.get("cache", {}):
+                    found["elastic_build_seconds"] = ctx.metrics["cache"]["elastic"]["seconds"]
+                print(f"{row_key} {steps:5d} steps: dev BLEU {row['bleu'][str(steps)]:6.2f}", flush=True)
+            found["rows"][row_key] = row
+            found.update(
+                rungs=rungs,
+                distill=distill,
+                elastic=settings.to_dict(),
+                torch=torch.__version__,
+                threads=torch.get_num_threads(),
+                machine=platform.processor() or platform.machine(),
+            )
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(found, indent=2))
+    write_table(found, args.out.with_suffix(".md"))
+
+
+def write_table(found: dict[str, Any], path: Path) -> None:
+    rungs = [0, *found["rungs"]]
+    teacher = found["teacher_dev_bleu"]
+    lines = [
+        "# Where a student starts: the teacher's layers or the elastic student",
+        "",
+        f"Dev greedy BLEU of the demo students (teacher {teacher}; {found['bleu_signature']}), each trained on the "
+        f"teacher's translations with {found['distill']}, carried over between rungs. The elastic student "
+        f"({found['elastic']['steps']} sandwich steps) cost {found.get('elastic_build_seconds', float('nan')):.0f} s "
+        "once, for every structure of the space.",
+        "",
+        "| structure (enc, dec, heads removed, FFN kept) | init | " + " | ".join(f"{r} steps" for r in rungs) + " |",
+        "|---|---|" + "---:|" * len(rungs),
+    ]
+    for row in found["rows"].values():
+        cells = [f"{row['bleu'].get(str(r), float('nan')):.2f}" for r in rungs]
+        lines.append(f"| {tuple(row['structure'])} | {row['init']} | " + " | ".join(cells) + " |")
+    path.write_text("\n".join(lines) + "\n")
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Students against per-trial distillation: two `autocompress search --budget 2h` runs on the demo, 2 CPU cores.
+
+- **students**: `search_spaces/students.yaml` — the teacher's translations of the whole training set and the elastic
+  student shipped with the package (their one-off building cost is counted beside the curve: read from each entry's
+  meta.json), students started from the teacher or the elastic student, rungs of 200/800/3200 steps continued.
+- **per-trial**: the space every search used before (`benchmarks/spaces/per_trial.yaml`, cpu.yaml of that time):
+  each student distilled from scratch for 120 steps.
+
+Hypervolume against search time for both, over the search's own objectives (BLEU ↑, p50 latency ↓, peak RSS ↓): each
+objective scaled between the best and the worst value either search measured, reference point 1.1; feasible trials
+only (within 1.0 BLEU of the teacher), each student once at its highest rung. Then the fronts at the end, and
+benchmarks/alternatives.py on the students search's selected model (its own table, interleaved against CTranslate2
+int8 of the teacher).
+
+Each search runs in its own process into --workdir/<engine>; the benchmark notes the search time spent every 30 s,
+so a run cut off (a session ending) resumes its study with what is left of the budget, and the time axis leaves the
+gap out. Goals: the students search's hypervolume reaches the per-trial search's 2-hour hypervolume within 1 hour;
+its front holds ≥ 3 structurally compressed students within 1.0 BLEU. Writes results/benchmarks/students.{md,csv,png}.
+
+    python benchmarks/students.py [--budget 2h] [--engines students,per-trial] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import optuna
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import RESULTS, write
+
+HERE = Path(__file__).resolve().parent
+ENGINES = {"students": "students", "per-trial": str(HERE / "spaces" / "per_trial.yaml")}
+WORKDIR = Path.home() / ".cache" / "autocompress" / "bench-students"
+BEAT = 30.0  # seconds between notes of the time spent
+
+
+def run_search(engine: str, budget_s: float, workdir: Path) -> Path:
+    """Run (or resume) one engine's search until its search time reaches the budget; returns its output directory."""
+    out, log = workdir / engine, workdir / f"{engine}.json"
+    runs: list[list[float]] = json.loads(log.read_text()) if log.exists() else []
+    spent = sum(end - start for start, end in runs)
+    if spent >= budget_s - 60:  # done (a minute short is the driver finishing its last trials early)
+        return out
+    command = [sys.executable, "-m", "autocompress", "search", "--space", ENGINES[engine], "--seed", "0"]
+    command += ["--budget", f"{int(budget_s - spent)}s", "--out", str(out)]
+    print(f"{engine}: {spent / 60:.0f} min spent, running {' '.join(command[2:])}", flush=True)
+    started = time.time()
+    runs.append([started, started])
+    with subprocess.Popen(command) as search:
+        while search.poll() is None:
+            time.sleep(BEAT)
+            runs[-1][1] = time.time()
+            log.write_text(json.dumps(runs))
+    runs[-1][1] = time.time()
+    log.write_text(json.dumps(runs))
+    if search.returncode != 0:
+        raise SystemExit(f"{engine}: the search exited {search.returncode}")
+    return out
+
+
+def search_time(runs: list[list[float]], moment: float) -> float:
+    """Seconds of search before `moment` (a wall-clock time), the gaps between runs left out."""
+    return sum(max(0.0, min(end, moment) - start) for start, end in runs)
+
+
+def points(out: Path, workdir: Path, engine: str) -> tuple[list[tuple[float, list[float]]], Any]:
+    """(search time at completion, objective values) of each feasible current trial, and the study view. The time
+    leaves out the teacher artifacts' one-off cost (shipped for the demo); `prepared_seconds` gives it."""
+    from autocompress.report.view import study_view
+
+    view = study_view(optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}"))
+    runs = json.loads((workdir / f"{engine}.json").read_text())
+    found = []
+    for trial in view.feasible:
+        moment = trial.datetime_complete.timestamp() if isinstance(trial.datetime_complete, datetime) else 0.0
+        found.append((search_time(runs, moment), list(trial.values)))
+    return sorted(found), view
+
+
+def prepared_seconds(view: Any) -> float:
+    """What building the teacher-derived artifacts the search found ready cost (their meta.json)."""
+    paths = {
+        record["path"]
+        for trial in view.measured
+        for record in trial.user_attrs.get("metrics", {}).get("student", {}).get("cache", {}).values()
+    }
+    metas = [Path(path) / "meta.json" for path in paths]
+    return sum(json.loads(meta.read_text())["seconds"] for meta in metas if meta.exists())
+
+
+def hypervolume_curves(
+    found: dict[str, list[tuple[float, list[float]]]], directions: list[str], grid: np.ndarray
+) -> dict[str, list[float]]:
+    from optuna._hypervolume import compute_hypervolume  # Optuna's own (WFG); its public API only plots it
+
+    values = np.array([v for rows in found.values() for _, v in rows])
+    sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    low, high = (values * sign).min(0), (values * sign).max(0)
+    curves = {}
+    for engine, rows in found.items():
+        curve = []
+        for moment in grid:
+            done = [np.array(v) * sign for t, v in rows if t <= moment]
+            scaled = [(p - low) / np.where(high > low, high - low, 1.0) for p in done]
+            curve.append(compute_hypervolume(np.array(scaled), np.full(len(sign), 1.1)) if scaled else 0.0)
+        curves[engine] = curve
+    return curves
+
+
+def main() -> None:
+    from autocompress.engine.budget import parse_budget
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", default="2h")
+    parser.add_argument("--engines", default="students,per-trial")
+    parser.add_argument("--workdir", type=Path, default=WORKDIR)
+    args = parser.parse_args()
+    budget = parse_budget(args.budget).seconds or 7200.0
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    engines = args.engines.split(",")
+    outs = {engine: run_search(engine, budget, args.workdir) for engine in engines}
+    found, views = {}, {}
+    for engine, out in outs.items():
+        found[engine], views[engine] = points(out, args.workdir, engine)
+    directions = [d.name.lower() for d in views[engines[0]].study.directions]
+    grid = np.arange(0, budget + 600, 300.0)
+    curves = hypervolume_curves(found, directions, grid)
+    frame = pd.DataFrame({"search minutes": grid / 60, **{f"hypervolume, {e}": curves[e] for e in engines}})
+    after = []
+    if set(engines) == {"students", "per-trial"}:
+        final = curves["per-trial"][int(np.searchsorted(grid, budget))]
+        reached = next((g for g, hv in zip(grid, curves["students"], strict=True) if hv >= final), None)
+        once = prepared_seconds(views["students"])
+        when = (
+            f"after {reached / 60:.0f} min of search ({(reached + once) / 60:.0f} min counting the one-off "
+            f"{once / 60:.0f} min of building its teacher artifacts, shipped for the demo)"
+            if reached is not None
+            else "not within the budget"
+        )
+        after.append(f"The students search reaches the per-trial search's final hypervolume ({final:.4f}) {when}.")
+    for engine, view in views.items():
+        structural = [t for t in view.front if _structural(t)]
+        after.append(
+            f"{engine}: {len(view.measured)} trials measured, front of {len(view.front)}, of which "
+            f"{len(structural)} structurally compressed within the BLEU drop; selected trial "
+            f"{view.selected.number if view.selected else None}."
+        )
+    write(
+        "students",
+        frame.round(4),
+        "Students against per-trial distillation: hypervolume against search time",
+        __doc__.split("\n\n")[1],
+        after,
+    )
+    _plot(frame, engines)
+    if "students" in outs:
+        command = [sys.executable, str(HERE / "alternatives.py"), "--study", str(outs["students"])]
+        subprocess.run(command, check=True)
+
+
+def _structural(trial: Any) -> bool:
+    names = {p["name"] for p in trial.user_attrs.get("recipe", {}).get("passes", [])}
+    return bool(names & {"layers", "heads", "ffn"})
+
+
+def _plot(frame: pd.DataFrame, engines: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for engine in engines:
+        axes.plot(frame["search minutes"], frame[f"hypervolume, {engine}"], label=engine)
+    axes.set_xlabel("search time (min; the shipped teacher artifacts' one-off cost not included)")
+    axes.set_ylabel("hypervolume (scaled objectives)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(RESULTS / "students.png", dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Target-side vocabulary trimming over every family and runtime: a trimmed model whose kept tokens cover what the
+whole one generates translates exactly as the whole one — in PyTorch, in every artifact, and after a save and load —
+and its artifact is smaller; the pass keeps what the training data and the teacher's translations use."""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autocompress.cache import ArtifactCache
+from autocompress.data import load_demo
+from autocompress.demo.families import FAMILIES, build_family
+from autocompress.export.ctranslate2 import export_ctranslate2
+from autocompress.export.onnx import export_onnx
+from autocompress.model.load import load_model
+from autocompress.model.student import build_student, load_student, save_student
+from autocompress.model.translate import generate_ids, translate_texts
+from autocompress.model.vocabulary import target_ids, trim_target
+from autocompress.passes.context import PassContext
+from autocompress.recipe import Recipe
+from autocompress.runtime import open_artifact
+from autocompress.task import special_ids
+from autocompress.teacher.translations import TranslationSettings
+
+SENTENCES = list(load_demo("dev").sources[:12])
+MAX_NEW = 12
+
+
+@pytest.fixture(scope="module")
+def family_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root, corpus = tmp_path_factory.mktemp("families"), load_demo("dev")
+    return {family: build_family(family, root / family, corpus, weight_std=1.0) for family in FAMILIES}
+
+
+def _export(runtime: str, model: Any, tokenizer: Any, task: Any, directory: Path) -> Path:
+    if runtime == "onnxruntime":
+        return export_onnx(model, tokenizer, directory, task=task)
+    return export_ctranslate2(model, tokenizer, directory, quantization="float32", task=task)
+
+
+def _size(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.iterdir() if f.suffix in (".onnx", ".bin"))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_trimmed_model_translates_as_the_whole_one(family: str, family_dirs: dict[str, Path], tmp_path: Path):
+    loaded = load_model(str(family_dirs[family]))
+    model, tokenizer, task = loaded.model, loaded.tokenizer, loaded.task
+    whole = translate_texts(model, tokenizer, SENTENCES, max_length=MAX_NEW, batch_size=4, task=task)
+    rows = generate_ids(model, tokenizer, SENTENCES, max_length=MAX_NEW, batch_size=4, task=task)
+    vocabulary = model.get_output_embeddings().out_features
+    others = random.Random(0).sample(range(vocabulary), vocabulary // 4)  # kept besides: not only what is produced
+    trimmed = copy.deepcopy(model)
+    kept = trim_target(trimmed, {t for row in rows for t in row} | set(others) | special_ids(tokenizer))
+    assert trimmed.get_output_embeddings().out_features == len(kept) < vocabulary
+    assert trimmed.get_input_embeddings().num_embeddings == model.get_input_embeddings().num_embeddings
+    assert translate_texts(trimmed, tokenizer, SENTENCES, max_length=MAX_NEW, batch_size=4, task=task) == whole
+
+    save_student(trimmed, tokenizer, tmp_path / "student")
+    reloaded = load_student(tmp_path / "student")
+    assert target_ids(reloaded) == kept
+    assert translate_texts(reloaded, tokenizer, SENTENCES, max_length=MAX_NEW, batch_size=4, task=task) == whole
+
+    for runtime in ["onnxruntime", "ctranslate2"] if family.startswith("marian") else ["onnxruntime"]:
+        small = _export(runtime, reloaded, tokenizer, task, tmp_path / f"{runtime}-trimmed")
+        big = _export(runtime, model, tokenizer, task, tmp_path / runtime)
+        assert open_artifact(small, threads=1).translate(SENTENCES, batch_size=4, max_length=MAX_NEW) == whole, runtime
+        assert open_artifact(big, threads=1).translate(SENTENCES, batch_size=4, max_length=MAX_NEW) == whole, runtime
+        if runtime == "onnxruntime" or family == "marian-separate":
+            # (CTranslate2 shares one embedding between encoder, decoder and projection for a shared vocabulary;
+            # trimmed, the decoder needs its own: smaller work per token, not a smaller file)
+            assert _size(small) < _size(big), runtime
+
+
+def test_the_pass_keeps_what_the_data_and_the_teacher_use(family_dirs: dict[str, Path], tmp_path: Path) -> None:
+    loaded = load_model(str(family_dirs["marian-separate"]))
+    train = load_demo("dev").head(40)
+    ctx = PassContext(
+        loaded.model,
+        loaded.tokenizer,
+        train,
+        ArtifactCache(tmp_path / "cache", shipped=()),
+        translation_settings=TranslationSettings(max_length=24),
+        task=loaded.task,
+    )
+    everything = build_student(Recipe.make([("vocabulary", {"keep": "used"})], task=loaded.task), ctx)
+    frequent = build_student(Recipe.make([("vocabulary", {"keep": "used", "min_count": 3})], task=loaded.task), ctx)
+    _, translations = ctx.teacher_translations()
+    references = loaded.tokenizer(text_target=list(train.references))["input_ids"]
+    used = {t for rows in (translations, references) for row in rows for t in row}
+    assert used <= set(target_ids(everything))
+    assert len(target_ids(frequent)) < len(target_ids(everything)) < loaded.model.get_output_embeddings().out_features
+    assert ctx.metrics["cache"]["target_token_counts"]["hit"]  # counted once, for both
