@@ -68,7 +68,10 @@ def test_different_recipes_have_different_ids() -> None:
             r"pass 'layers' parameter 'encoder_layers' = 0 is invalid: allowed int in \[1, 64\] or null",
         ),
         ([("sparsity", {"target": "half"})], r"pass 'sparsity' parameter 'target' = 'half' is invalid"),
-        ([("distill", {}), ("heads", {})], r"out of order: stages run init → structure → sparsity → train → vocabulary → artifact"),
+        (
+            [("distill", {}), ("heads", {})],
+            r"out of order: stages run init → structure → sparsity → train → vocabulary → artifact",
+        ),
         ([("ffn", {}), ("ffn", {"keep": 0.5})], r"pass 'ffn' appears more than once"),
     ],
 )

@@ -95,3 +95,52 @@ def test_the_pass_keeps_what_the_data_and_the_teacher_use(family_dirs: dict[str,
     assert used <= set(target_ids(everything))
     assert len(target_ids(frequent)) < len(target_ids(everything)) < loaded.model.get_output_embeddings().out_features
     assert ctx.metrics["cache"]["target_token_counts"]["hit"]  # counted once, for both
+
+
+@pytest.mark.parametrize("family", ["marian", "marian-separate"])
+@pytest.mark.parametrize("trimmed", [False, True], ids=["whole", "trimmed"])
+def test_a_shortlist_limits_ctranslate2_to_its_candidates(
+    family: str, trimmed: bool, family_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """With every target token a candidate the shortlist changes nothing; with one candidate per source token and
+    none always kept, each sentence's output is made of its own candidates only — so CTranslate2 does use it."""
+    from autocompress.export.artifact import build_artifact
+    from autocompress.passes.shortlist import shortlist_table
+
+    loaded = load_model(str(family_dirs[family]))
+    ctx = PassContext(
+        loaded.model,
+        loaded.tokenizer,
+        load_demo("dev").head(40),
+        ArtifactCache(tmp_path / "cache", shipped=()),
+        translation_settings=TranslationSettings(max_length=24),
+        task=loaded.task,
+    )
+    passes: list[tuple[str, dict[str, Any]]] = [("vocabulary", {"keep": "used"})] if trimmed else []
+    model = build_student(Recipe.make(passes, task=loaded.task), ctx)
+    size = loaded.model.get_output_embeddings().out_features
+
+    def artifact(name: str, shortlist: dict[str, Any] | None) -> Any:
+        steps = [*passes, ("precision", {"runtime": "ctranslate2", "dtype": "fp32"})]
+        recipe = Recipe.make(steps + ([("shortlist", shortlist)] if shortlist else []), task=loaded.task)
+        out = build_artifact(model, loaded.tokenizer, recipe, tmp_path / name, lambda: tmp_path, ctx=ctx)
+        return open_artifact(out, threads=1)
+
+    plain = artifact("plain", None)
+    generous = artifact("generous", {"top_k": 100, "frequent": size})
+    assert (generous.directory / "vmap.txt").exists() and generous.manifest.shortlist["top_k"] == 100
+    expected = plain.translate(SENTENCES, batch_size=4, max_length=MAX_NEW)
+    assert generous.translate(SENTENCES, batch_size=4, max_length=MAX_NEW) == expected
+
+    narrow = artifact("narrow", {"top_k": 1, "frequent": 0})
+    top = shortlist_table(ctx)["top"]
+    outputs = []
+    fixed = {loaded.tokenizer.unk_token_id, loaded.tokenizer.eos_token_id}
+    for sentence in SENTENCES:
+        ids, mask = narrow.encode([sentence])
+        row = [t if narrow.manifest.target_ids is None else narrow.manifest.target_ids[t] for t in
+               narrow.generate_ids(ids, mask, MAX_NEW)[0]]  # fmt: skip
+        candidates = {int(top[s, 0]) for s in ids[0].tolist() if top[s, 0] >= 0} | fixed
+        assert set(row) <= candidates, sentence
+        outputs.append(row)
+    assert any(outputs), "the narrow shortlist still translates"

@@ -150,7 +150,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
 
     exported_before = phases.get("export", 0.0)
     with _phase(phases, "artifact"):  # the artifact passes: precision's quantization or CTranslate2 conversion
-        build_artifact(student, ctx.tokenizer, recipe, artifact, onnx_fp32, dev.sources, metrics)
+        build_artifact(student, ctx.tokenizer, recipe, artifact, onnx_fp32, dev.sources, metrics, ctx)
     phases["artifact"] = round(phases["artifact"] - (phases.get("export", 0.0) - exported_before), 3)
     measured: dict[str, Any] = {}
     with _phase(phases, "bleu"), background_work():

@@ -18,6 +18,8 @@ from autocompress.recipe import PassConfig, Recipe
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from autocompress.passes.context import PassContext
+
 
 def artifact_passes(recipe: Recipe) -> list[PassConfig]:
     """The recipe's artifact-stage passes; a recipe without one gets the default precision (fp32 onnxruntime)."""
@@ -37,15 +39,17 @@ def build_artifact(
     onnx_fp32: Callable[[], Path],
     calibration: Sequence[str] = (),
     metrics: dict[str, Any] | None = None,
+    ctx: PassContext | None = None,
 ) -> Path:
     """Write the artifact to out_dir (replaced if present). onnx_fp32() gives the student's fp32 ONNX export, which
-    onnxruntime artifacts start from (made on first call: CTranslate2 artifacts never need it)."""
+    onnxruntime artifacts start from (made on first call: CTranslate2 artifacts never need it). ctx, the teacher's
+    pass context, is given to the artifact passes that read teacher artifacts (the shortlist)."""
     staging = out_dir.with_name(out_dir.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
     build = ArtifactBuild(student, tokenizer, recipe, staging, onnx_fp32, calibration)
     with background_work():
         for config in artifact_passes(recipe):
-            PASSES[config.name].apply(build, config, None)
+            PASSES[config.name].apply(build, config, ctx)
         _record(staging, recipe, metrics)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.replace(out_dir)

@@ -41,6 +41,8 @@ class Manifest:
     # A trimmed output vocabulary (autocompress.model.vocabulary): the tokenizer's id of each output id; the ids above
     # (decoder start, eos, pad, decoding rules) are output ids. None: the whole vocabulary.
     target_ids: list[int] | None = None
+    # A lexical shortlist (autocompress.passes.shortlist): its settings and file; CTranslate2 reads vmap.txt
+    shortlist: dict[str, Any] | None = None
     version: int = MANIFEST_VERSION
 
     def __post_init__(self) -> None:

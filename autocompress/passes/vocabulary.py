@@ -64,6 +64,7 @@ class Vocabulary(Pass):
 def target_token_counts(ctx: PassContext) -> torch.Tensor:
     """How often each target id occurs in the training references and in the teacher's translations of them; built
     once per (teacher, data, translation settings) and cached like the other teacher artifacts."""
+
     def build() -> dict[str, torch.Tensor]:
         _, translations = ctx.teacher_translations()
         references = ctx.tokenizer(text_target=list(ctx.train.references), truncation=True, max_length=512)

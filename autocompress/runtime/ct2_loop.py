@@ -63,6 +63,11 @@ class CT2Seq2Seq(ArtifactRuntime):
         ]
         limits = {"min_decoding_length": max_new_tokens} if ignore_eos else {}
         results = self.translator.translate_batch(
-            batch, beam_size=beam, max_decoding_length=max_new_tokens, max_batch_size=len(batch), **limits
+            batch,
+            beam_size=beam,
+            max_decoding_length=max_new_tokens,
+            max_batch_size=len(batch),
+            use_vmap=self.manifest.shortlist is not None,  # the lexical shortlist, vmap.txt beside the model
+            **limits,
         )
         return [[self.target_ids[token] for token in r.hypotheses[0]] for r in results]

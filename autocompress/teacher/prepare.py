@@ -15,7 +15,7 @@ from autocompress.teacher.elastic import ElasticSettings, uses_elastic
 if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
 
-ARTIFACTS = ("importance", "teacher_translations", "target_token_counts", "elastic")
+ARTIFACTS = ("importance", "teacher_translations", "target_token_counts", "shortlist_table", "elastic")
 
 
 def needed(space: Any) -> tuple[str, ...]:
@@ -28,10 +28,15 @@ def needed(space: Any) -> tuple[str, ...]:
     methods = {v for d in space.dimensions if d.name == "distill.method" for v in d.values}
     elastic = uses_elastic(space)
     trims = space.dimension("vocabulary", "keep") is not None and "used" in space.dimension("vocabulary", "keep").values
-    if any("sequence" in str(m) for m in methods) or elastic or trims:  # trimming counts the translations' tokens
+    top_k = space.dimension("shortlist", "top_k")
+    shortlists = top_k is not None and any(v != 0 for v in top_k.values)
+    # trimming counts the translations' tokens; a shortlist pairs them with the source tokens
+    if any("sequence" in str(m) for m in methods) or elastic or trims or shortlists:
         found.append("teacher_translations")
     if trims:
         found.append("target_token_counts")
+    if shortlists:
+        found.append("shortlist_table")
     if elastic:
         found.append("elastic")
     return tuple(found)
@@ -51,6 +56,10 @@ def prepare(
             from autocompress.passes.vocabulary import target_token_counts
 
             target_token_counts(ctx)
+        elif name == "shortlist_table":
+            from autocompress.passes.shortlist import shortlist_table
+
+            shortlist_table(ctx)
         elif name == "elastic" and elastic is not None:
             ctx.elastic_student(elastic)
         else:
