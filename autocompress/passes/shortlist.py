@@ -2,8 +2,9 @@
 likely, plus the most frequent ones (Marian/Bergamot's `lex.s2t`, CTranslate2's vocabulary mapping).
 
 The table is built once per (teacher, data) from the training sources and both what the references and what the
-teacher's translations of them hold: for each source token, the target tokens that share the most sentences with it,
-and the target tokens by frequency; cached like the other teacher artifacts. A trial picks how many of each it keeps
+teacher's translations of them hold: for each source token, the target tokens ranked by the Dice coefficient of the
+sentences they share (a translation goes with its source word; a frequent word goes with every word), and the target
+tokens by frequency; cached like the other teacher artifacts. A trial picks how many of each it keeps
 (`top_k`, `frequent`). CTranslate2 runs it through its vocabulary mapping (vmap.txt beside the model, `use_vmap`);
 the onnxruntime loop does not yet, so the search offers it with CTranslate2 only.
 """
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 TABLE_WIDTH = 100  # candidates kept per source token in the cached table; a trial's top_k is at most this
 VMAP_FILE = "vmap.txt"
 PARAMS = (
-    Param("top_k", "int", 0, "target candidates per source token (0: no shortlist)", low=0, high=TABLE_WIDTH),
+    Param("top_k", "int", 0, "target candidates per source token, by Dice (0: no shortlist)", low=0, high=TABLE_WIDTH),
     Param(
         "frequent",
         "int",
@@ -65,7 +66,7 @@ class Shortlist(Pass):
 
 
 def shortlist_table(ctx: PassContext) -> dict[str, torch.Tensor]:
-    """`top` (source vocabulary × TABLE_WIDTH target ids, most shared sentences first, -1 past the end) and
+    """`top` (source vocabulary × TABLE_WIDTH target ids, by Dice coefficient, -1 past the end) and
     `frequent` (target ids by the number of sentences they occur in), built once per teacher and data."""
 
     def build() -> dict[str, torch.Tensor]:
@@ -85,13 +86,15 @@ def shortlist_table(ctx: PassContext) -> dict[str, torch.Tensor]:
 
         src, tgt = presence(rows[0], source_size), presence(rows[1], target_size)
         shared = (src.T @ tgt).tocsr()  # source token × target token: sentences holding both
+        source_count, frequency = np.asarray(src.sum(axis=0)).ravel(), np.asarray(tgt.sum(axis=0)).ravel()
         top = np.full((source_size, TABLE_WIDTH), -1, dtype=np.int32)
         for token in range(source_size):
             start, end = shared.indptr[token], shared.indptr[token + 1]
             ids, counts = shared.indices[start:end], shared.data[start:end]
-            best = ids[np.lexsort((ids, -counts))][:TABLE_WIDTH]
+            # Dice: a translation shares its sentences with the source token; a frequent word shares everyone's
+            dice = 2 * counts / (source_count[token] + frequency[ids])
+            best = ids[np.lexsort((ids, -dice))][:TABLE_WIDTH]
             top[token, : len(best)] = best
-        frequency = np.asarray(tgt.sum(axis=0)).ravel()
         frequent = np.lexsort((np.arange(target_size), -frequency)).astype(np.int32)
         return {"top": torch.from_numpy(top), "frequent": torch.from_numpy(frequent)}
 

@@ -62,12 +62,20 @@ class CT2Seq2Seq(ArtifactRuntime):
             for row, mask in zip(input_ids, attention_mask, strict=True)
         ]
         limits = {"min_decoding_length": max_new_tokens} if ignore_eos else {}
-        results = self.translator.translate_batch(
-            batch,
-            beam_size=beam,
-            max_decoding_length=max_new_tokens,
-            max_batch_size=len(batch),
-            use_vmap=self.manifest.shortlist is not None,  # the lexical shortlist, vmap.txt beside the model
-            **limits,
-        )
+        try:
+            results = self.translator.translate_batch(
+                batch,
+                beam_size=beam,
+                max_decoding_length=max_new_tokens,
+                max_batch_size=len(batch),
+                use_vmap=self.manifest.shortlist is not None,  # the lexical shortlist, vmap.txt beside the model
+                **limits,
+            )
+        except IndexError as error:
+            if self.manifest.shortlist is None:
+                raise
+            # CTranslate2 pads a batch's candidates to a multiple of 16 and can pick a padded one when no real
+            # candidate scores higher (seen with untrained models and narrow shortlists): a failed trial, not a
+            # silent fallback to the whole vocabulary.
+            raise RuntimeError(f"CTranslate2 could not decode with this shortlist ({error}): widen it") from error
         return [[self.target_ids[token] for token in r.hypotheses[0]] for r in results]
