@@ -98,7 +98,7 @@ def shortlist_table(ctx: PassContext) -> dict[str, torch.Tensor]:
         frequent = np.lexsort((np.arange(target_size), -frequency)).astype(np.int32)
         return {"top": torch.from_numpy(top), "frequent": torch.from_numpy(frequent)}
 
-    return ctx.cached("shortlist_table", ctx.translations_key(), build)
+    return ctx.cached("shortlist_table", {**ctx.translations_key(), "ranking": "dice", "width": TABLE_WIDTH}, build)
 
 
 def write_vmap(directory: Path, table: dict[str, torch.Tensor], top_k: int, frequent: int) -> None:
