@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -115,6 +116,7 @@ class PassContext:
         def build(directory: Path) -> None:
             workdir.mkdir(parents=True, exist_ok=True)
             save_student(train_elastic(self, settings, workdir), self.tokenizer, directory / "student")
+            shutil.rmtree(workdir, ignore_errors=True)  # its checkpoint (weights and optimizer) is not needed now
 
         entry = self.cache.get_or_build("elastic", key, build)
         self._record("elastic", entry)
