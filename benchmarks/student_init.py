@@ -10,7 +10,7 @@ The elastic student's one-off cost is read from its cache entry and printed besi
 comparison at equal cost can be read both ways: per trial (same steps) and with the one-off cost spread over the
 students of a search. Resumable: rows already in the JSON are kept.
 
-    python benchmarks/student_init.py [--structures A,B,C] [--rungs 200,800]
+    python benchmarks/student_init.py [--structures A,B,C] [--rungs 200,800] [--lr 0.001]
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--structures", default="A,B,C", help=f"which of {STRUCTURES}")
     parser.add_argument("--rungs", default="200,800", help="training steps at which BLEU is measured")
     parser.add_argument("--space", default="students")
+    parser.add_argument("--lr", type=float, default=1e-3, help="the students' peak rate (the space searches it)")
     parser.add_argument("--out", type=Path, default=RESULTS / "student_init.json")
     args = parser.parse_args()
 
@@ -80,7 +81,8 @@ def main() -> None:
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     space = load_space(args.space)
     settings = settings_from_space(space, model_info("demo").layers)
-    distill = {d.name.split(".")[1]: d.values[0] for d in space.dimensions if d.name.startswith("distill.")}
+    fixed = [d for d in space.dimensions if d.name.startswith("distill.") and d.kind == "fixed"]
+    distill = {**{d.name.split(".")[1]: d.values[0] for d in fixed}, "lr": args.lr}
     rungs = [int(r) for r in args.rungs.split(",")]
     loaded = load_model("demo")
     dev = load_demo("dev")

@@ -17,6 +17,9 @@ SECTIONS = (
     ("olive_peer", "pip install -e '.[peer]' && python benchmarks/olive_peer.py"),
     ("trial_cost", "python benchmarks/trial_cost.py"),
     ("families", "python benchmarks/families.py"),
+    ("student_init", "python benchmarks/student_init.py --structures A,C"),
+    ("vocabulary", "python benchmarks/vocabulary.py"),
+    ("students", "python benchmarks/students.py  # two 2-hour searches; resumable across sessions"),
 )
 INTRO = """# Benchmarks
 
@@ -24,7 +27,7 @@ Ratios measured side by side in one run on one machine. Each script prints its t
 `<name>.csv` here; this page is rebuilt from those files by `python benchmarks/summary.py`.
 
 Install as the README does (`pip install torch==2.13.0 && pip install -c constraints.txt -e .`; the Olive peer also
-needs `pip install -e '.[peer]'`), then run, each in under 60 minutes on 2 CPU cores:
+needs `pip install -e '.[peer]'`), then run, each in under 60 minutes on 2 CPU cores (students.py: about 4 hours):
 
 {commands}
 
