@@ -80,6 +80,8 @@ class SearchSpace:
     sha256: str = ""  # of the file's text: recorded with the study's settings
     fidelity: Fidelity | None = None
     elastic: dict[str, Any] = field(default_factory=dict)  # how the elastic student trains (teacher.elastic)
+    # `start:` recipes tried first (optuna's enqueue_trial), as parameter name → value; those not named are sampled
+    start: tuple[dict[str, Any], ...] = ()
 
     def dimension(self, pass_name: str, param: str) -> Dimension | None:
         return next((d for d in self.dimensions if d.pass_name == pass_name and d.param == param), None)
@@ -113,7 +115,7 @@ def load_space(spec: str | Path) -> SearchSpace:
         raise UserInputError(f"search space {path} is not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("passes"), dict):
         raise UserInputError(f"search space {path} needs a 'passes:' mapping of pass name to parameters")
-    sections = {"passes", "target", "evaluation", "description", "student", "fidelity", "elastic"}
+    sections = {"passes", "target", "evaluation", "description", "student", "fidelity", "elastic", "start"}
     unknown = sorted(set(data) - sections)
     if unknown:
         raise UserInputError(
@@ -140,7 +142,55 @@ def load_space(spec: str | Path) -> SearchSpace:
     allowed = {"steps", "max_tokens", "lr", "warmup_steps", "random_structures", "checkpoint_every", "seed"}
     if not isinstance(elastic, dict) or set(elastic) - allowed:
         raise UserInputError(f"search space {path}: elastic takes {', '.join(sorted(allowed))}")
-    return SearchSpace(path.stem, tuple(dims), target, evaluation, students, digest, fidelity, elastic)
+    start = _start(path, data.get("start"), dims, students)
+    return SearchSpace(path.stem, tuple(dims), target, evaluation, students, digest, fidelity, elastic, start)
+
+
+def _start(path: Path, value: Any, dims: list[Dimension], students: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """Each entry: the study's parameter names (`student`, `pass.param`, `precision.dtype.<runtime>` as trials.csv
+    shows them) with values as the space lists them; checked against the space here, so a typo is one clear line."""
+    where = f"search space {path}: start"
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(e, dict) and e for e in value):
+        raise UserInputError(f"{where} must be a list of {{parameter: value}} mappings, e.g. [{{student: teacher}}]")
+    searched = {d.name: d for d in dims if d.kind != "fixed"}
+    for entry in value:
+        for key, chosen in entry.items():
+            if key == "student":
+                if chosen not in students:
+                    raise UserInputError(f"{where}: student {chosen!r} is not one the space offers ({students})")
+                continue
+            dim = searched.get(key) or searched.get(".".join(str(key).split(".")[:2]))
+            if dim is None:
+                raise UserInputError(f"{where}: {key!r} is not a searched parameter ({', '.join(searched)})")
+            listed = dim.kind in ("choice", "ordered")
+            if (listed and chosen not in dim.values) or (
+                not listed and chosen != TEACHER and not _in_range(dim, chosen)
+            ):
+                raise UserInputError(f"{where}: {key} = {chosen!r} is outside the space ({dim.values})")
+    return tuple(dict(e) for e in value)
+
+
+def _in_range(dim: Dimension, value: Any) -> bool:
+    low, high = dim.values
+    return isinstance(value, int | float) and (low == TEACHER or value >= low) and (high == TEACHER or value <= high)
+
+
+def start_params(space: SearchSpace, teacher_layers: dict[str, int]) -> list[dict[str, Any]]:
+    """The `start:` entries as optuna's trial parameters: an ordered value as its index, `teacher` as the count."""
+    found = []
+    for entry in space.start:
+        params = {}
+        for key, value in entry.items():
+            dim = space.dimension(*str(key).split(".")[:2]) if key != "student" else None
+            if dim is not None and dim.kind == "ordered":
+                value = dim.values.index(value)
+            elif dim is not None and dim.kind == "int":
+                value = _bound(dim, value, teacher_layers)
+            params[key] = value
+        found.append(params)
+    return found
 
 
 def _fidelity(path: Path, value: Any, dims: list[Dimension]) -> Fidelity | None:

@@ -44,7 +44,7 @@ from autocompress.teacher.elastic import settings_from_space
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "benchmarks"
 # (encoder layers, decoder layers, fraction of heads removed, FFN neurons kept): deep-shallow at full width, the same
 # narrowed, and the smallest corner of the space
-STRUCTURES = {"A": (4, 1, 0.0, 1.0), "B": (4, 1, 0.5, 0.5), "C": (2, 1, 0.5, 0.5)}
+STRUCTURES = {"A": (4, 1, 0.0, 1.0), "B": (4, 1, 0.5, 0.5), "C": (2, 1, 0.5, 0.5), "D": (4, 2, 0.0, 1.0)}
 
 
 def dev_bleu(model: torch.nn.Module, tokenizer: Any, dev: Any) -> tuple[float, str]:
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--rungs", default="200,800", help="training steps at which BLEU is measured")
     parser.add_argument("--space", default="students")
     parser.add_argument("--lr", type=float, default=1e-3, help="the students' peak rate (the space searches it)")
+    parser.add_argument("--inits", default="teacher,elastic", help="which initialisations: teacher, elastic")
     parser.add_argument("--out", type=Path, default=RESULTS / "student_init.json")
     args = parser.parse_args()
 
@@ -88,16 +89,20 @@ def main() -> None:
     dev = load_demo("dev")
     found: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     found.setdefault("rows", {})
+    for key in [k for k in found["rows"] if k.count("/") == 1]:  # rows from before the rate was a column
+        found["rows"][key].setdefault("lr", found["distill"]["lr"])
+        found["rows"][f"{key}/{found['distill']['lr']:g}"] = found["rows"].pop(key)
     if "teacher_dev_bleu" not in found:
         found["teacher_dev_bleu"], found["bleu_signature"] = dev_bleu(loaded.model, loaded.tokenizer, dev)
     print(f"teacher: dev greedy BLEU {found['teacher_dev_bleu']} ({found['bleu_signature']})", flush=True)
     states = Path(tempfile.mkdtemp(prefix="student-init-states-"))  # the rungs' carried-over training states
     for name in args.structures.split(","):
-        for init in ("teacher", "elastic"):
-            row_key = f"{name}/{init}"
+        for init in args.inits.split(","):
+            row_key = f"{name}/{init}/{args.lr:g}"
             if row_key in found["rows"] and all(str(r) in found["rows"][row_key]["bleu"] for r in [0, *rungs]):
                 continue
-            row: dict[str, Any] = {"structure": STRUCTURES[name], "init": init, "bleu": {}, "seconds": {}}
+            row: dict[str, Any] = {"structure": STRUCTURES[name], "init": init, "lr": args.lr}
+            row.update(bleu={}, seconds={})
             for steps in [0, *rungs]:
                 ctx = PassContext(loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(), task=loaded.task)
                 ctx.elastic = lambda ctx=ctx: ctx.elastic_student(settings)
@@ -113,7 +118,7 @@ def main() -> None:
                 print(f"{row_key} {steps:5d} steps: dev BLEU {row['bleu'][str(steps)]:6.2f}", flush=True)
             found["rows"][row_key] = row
             found.update(
-                rungs=rungs,
+                rungs=sorted({*found.get("rungs", []), *rungs}),
                 distill=distill,
                 elastic=settings.to_dict(),
                 torch=torch.__version__,
@@ -132,16 +137,19 @@ def write_table(found: dict[str, Any], path: Path) -> None:
         "# Where a student starts: the teacher's layers or the elastic student",
         "",
         f"Dev greedy BLEU of the demo students (teacher {teacher}; {found['bleu_signature']}), each trained on the "
-        f"teacher's translations with {found['distill']}, carried over between rungs. The elastic student "
+        f"teacher's translations with {found['distill']} (the peak rate per row), carried over between rungs. "
+        "The elastic student "
         f"({found['elastic']['steps']} sandwich steps) cost {found.get('elastic_build_seconds', float('nan')):.0f} s "
         "once, for every structure of the space.",
         "",
-        "| structure (enc, dec, heads removed, FFN kept) | init | " + " | ".join(f"{r} steps" for r in rungs) + " |",
-        "|---|---|" + "---:|" * len(rungs),
+        "| structure (enc, dec, heads removed, FFN kept) | init | lr | "
+        + " | ".join(f"{r} steps" for r in rungs)
+        + " |",
+        "|---|---|---:|" + "---:|" * len(rungs),
     ]
     for row in found["rows"].values():
-        cells = [f"{row['bleu'].get(str(r), float('nan')):.2f}" for r in rungs]
-        lines.append(f"| {tuple(row['structure'])} | {row['init']} | " + " | ".join(cells) + " |")
+        cells = [f"{row['bleu'][str(r)]:.2f}" if str(r) in row["bleu"] else "" for r in rungs]
+        lines.append(f"| {tuple(row['structure'])} | {row['init']} | {row['lr']:g} | " + " | ".join(cells) + " |")
     path.write_text("\n".join(lines) + "\n")
     print(path.read_text())
 

@@ -16,12 +16,16 @@ from transformers import AutoTokenizer
 directory, batch_size, max_length = sys.argv[1], 32, 128
 spec = json.load(open(f"{directory}/artifact.json"))
 rules = spec["decoding"]
+if spec.get("shortlist") or spec.get("target_ids"):
+    sys.exit("this example runs artifacts with the whole output vocabulary: no shortlist, no trimming")
 options = ort.SessionOptions()
 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 files, structure, prefix = spec["files"], spec["structure"], spec["task"].get("source_prefix", "")
 encoder = ort.InferenceSession(f"{directory}/{files['encoder']}", options, providers=["CPUExecutionProvider"])
 decoder = ort.InferenceSession(f"{directory}/{files['decoder']}", options, providers=["CPUExecutionProvider"])
 tokenizer = AutoTokenizer.from_pretrained(directory)
+layers = len(structure["self_heads"])
+wanted = ["logits", *[f"present_{kv}_{i}" for i in range(layers) for kv in ("key", "value")]]  # outputs by name
 
 
 def greedy(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -35,7 +39,7 @@ def greedy(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     done, out = np.zeros(len(ids), bool), [tokens]
     for step in range(max_length):
         feed["input_ids"] = tokens
-        logits, *present = decoder.run(None, feed)
+        logits, *present = decoder.run(wanted, feed)
         logits[:, rules["suppressed_token_ids"]] = -np.inf
         forced = rules["forced_bos_token_id"] if step == 0 else None
         forced = (
@@ -48,7 +52,7 @@ def greedy(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         done |= chosen == spec["eos_token_id"]
         tokens = chosen[:, None].astype(np.int64)
         out.append(tokens)
-        for i in range(len(structure["self_heads"])):
+        for i in range(layers):
             feed[f"past_key_{i}"], feed[f"past_value_{i}"] = present[2 * i], present[2 * i + 1]
         if done.all():
             break

@@ -167,6 +167,25 @@ def test_a_repeated_recipe_is_not_recomputed(setup: dict[str, Any], tmp_path: Pa
         assert dup.values == original.values and dup.user_attrs["recipe_id"] == original.user_attrs["recipe_id"]
 
 
+def test_the_spaces_start_recipes_run_first_once(setup: dict[str, Any], tmp_path: Path) -> None:
+    """`start:` recipes are the study's first trials; resuming the study does not queue them again."""
+    import autocompress
+
+    text = (setup["work"] / "wide.yaml").read_text()
+    start = (
+        "start:\n  - {precision.runtime: ctranslate2, precision.dtype.ctranslate2: int8, layers.decoder_layers: 1}\n"
+    )
+    (tmp_path / "space.yaml").write_text(text + start)
+    options = {**_options(setup, tmp_path / "s"), "space": str(tmp_path / "space.yaml"), "max_bleu_drop": None}
+    first = autocompress.search(setup["model"], "1", **options).study.trials[0]
+    assert first.params["precision.runtime"] == "ctranslate2" and first.params["precision.dtype.ctranslate2"] == "int8"
+    layers = next(p for p in first.user_attrs["recipe"]["passes"] if p["name"] == "layers")
+    assert layers["params"]["decoder_layers"] == 1
+    resumed = autocompress.search(setup["model"], "2", **options).study
+    assert resumed.user_attrs["start_enqueued"] == 1
+    assert not [t for t in resumed.trials if t.state.name == "WAITING"]
+
+
 def _states(db: Path) -> list[tuple[int, str]]:
     with sqlite3.connect(db) as con:
         return con.execute("select number, state from trials order by number").fetchall()

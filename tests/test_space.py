@@ -13,10 +13,11 @@ import optuna
 import pytest
 import torch
 
+from autocompress.errors import UserInputError
 from autocompress.passes import PASSES, register, unregister
 from autocompress.passes.base import Param, Pass
 from autocompress.recipe import Recipe
-from autocompress.space import load_space, suggest_recipe
+from autocompress.space import load_space, start_params, suggest_recipe
 
 LAYERS = {"encoder": 2, "decoder": 2}
 TARGET = "target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 8, latency_sentences: 2, repeats: 1}\n"
@@ -127,11 +128,50 @@ def test_every_packaged_space_loads_and_draws_valid_recipes(name: str) -> None:
 
     space = load_space(name)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(12):
+    starts = start_params(space, {"encoder": 4, "decoder": 3})
+    for params in starts:
+        study.enqueue_trial(params)
+    for number in range(12):
         trial = study.ask()
         recipe = suggest_recipe(trial, space, {"encoder": 4, "decoder": 3}, space.target["device"], "marian")
         assert Recipe.from_dict(recipe.to_dict()) == recipe
+        if number < len(starts):  # the space's start recipes come first, as written
+            assert {k: trial.params.get(k) for k in starts[number]} == starts[number]
         study.tell(trial, 0.0)
     if uses_elastic(space):
         settings = settings_from_space(space, {"encoder": 4, "decoder": 3})
         assert settings.largest().decoder_layers == 3 and settings.smallest().decoder_layers == 1
+
+
+def test_start_recipes_are_checked_and_resolved(tmp_path: Path) -> None:
+    """`start:` names the study's parameters; an ordered value becomes its index and `teacher` the layer count, and
+    a name or value outside the space is one line naming it."""
+    passes = (
+        "student: {choice: [teacher, pruned]}\npasses:\n"
+        "  layers: {encoder_layers: {int: [1, teacher]}, decoder_layers: {int: [1, teacher]}}\n"
+        "  precision: {runtime: {choice: [onnxruntime, ctranslate2]}, dtype: {choice: [fp32, int8]}}\n"
+        "  shortlist: {top_k: {ordered: [0, 10, 25]}, frequent: 100}\n"
+    )
+    (tmp_path / "space.yaml").write_text(
+        TARGET + passes + "start:\n  - {student: pruned, layers.encoder_layers: teacher, layers.decoder_layers: 1,"
+        " precision.dtype.ctranslate2: int8, shortlist.top_k: 25}\n"
+    )
+    space = load_space(tmp_path / "space.yaml")
+    assert start_params(space, LAYERS) == [
+        {
+            "student": "pruned",
+            "layers.encoder_layers": 2,
+            "layers.decoder_layers": 1,
+            "precision.dtype.ctranslate2": "int8",
+            "shortlist.top_k": 2,
+        }
+    ]
+    for bad, named in [
+        ("{layers.decoder_layer: 1}", "layers.decoder_layer"),
+        ("{shortlist.top_k: 5}", "shortlist.top_k = 5"),
+        ("{student: elastic}", "student 'elastic'"),
+        ("{layers.decoder_layers: 0}", "layers.decoder_layers = 0"),
+    ]:
+        (tmp_path / "bad.yaml").write_text(TARGET + passes + f"start:\n  - {bad}\n")
+        with pytest.raises(UserInputError, match=named.replace(".", "\\.")):
+            load_space(tmp_path / "bad.yaml")

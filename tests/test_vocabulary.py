@@ -97,13 +97,21 @@ def test_the_pass_keeps_what_the_data_and_the_teacher_use(family_dirs: dict[str,
     assert ctx.metrics["cache"]["target_token_counts"]["hit"]  # counted once, for both
 
 
-@pytest.mark.parametrize("family", ["marian", "marian-separate"])
+SHORTLIST_CASES = [
+    (f, r) for f in FAMILIES for r in ("onnxruntime", "ctranslate2") if f.startswith("marian") or r == "onnxruntime"
+]
+
+
+@pytest.mark.parametrize(("family", "runtime"), SHORTLIST_CASES)
 @pytest.mark.parametrize("trimmed", [False, True], ids=["whole", "trimmed"])
-def test_a_shortlist_limits_ctranslate2_to_its_candidates(
-    family: str, trimmed: bool, family_dirs: dict[str, Path], tmp_path: Path
+def test_a_shortlist_limits_the_artifact_to_its_candidates(
+    family: str, runtime: str, trimmed: bool, family_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
     """With every target token a candidate the shortlist changes nothing; with one candidate per source token and
-    16 always kept, each sentence's output is made of its own candidates only — so CTranslate2 does use it."""
+    16 always kept, each sentence's output is made of its own candidates only — so the runtime does use it (an
+    onnxruntime decoder then no longer computes the whole projection)."""
+    import onnx
+
     from autocompress.export.artifact import build_artifact
     from autocompress.passes.shortlist import shortlist_table
 
@@ -119,33 +127,55 @@ def test_a_shortlist_limits_ctranslate2_to_its_candidates(
     passes: list[tuple[str, dict[str, Any]]] = [("vocabulary", {"keep": "used"})] if trimmed else []
     model = build_student(Recipe.make(passes, task=loaded.task), ctx)
     size = loaded.model.get_output_embeddings().out_features
+    exported: list[Path] = []
+
+    def onnx_fp32() -> Path:
+        if not exported:
+            exported.append(export_onnx(model, loaded.tokenizer, tmp_path / "onnx-fp32", task=loaded.task))
+        return exported[0]
 
     def artifact(name: str, shortlist: dict[str, Any] | None) -> Any:
-        steps = [*passes, ("precision", {"runtime": "ctranslate2", "dtype": "fp32"})]
+        steps = [*passes, ("precision", {"runtime": runtime, "dtype": "fp32"})]
         recipe = Recipe.make(steps + ([("shortlist", shortlist)] if shortlist else []), task=loaded.task)
-        out = build_artifact(model, loaded.tokenizer, recipe, tmp_path / name, lambda: tmp_path, ctx=ctx)
+        out = build_artifact(model, loaded.tokenizer, recipe, tmp_path / name, onnx_fp32, ctx=ctx)
         return open_artifact(out, threads=1)
 
     plain = artifact("plain", None)
     generous = artifact("generous", {"top_k": 100, "frequent": size})
-    assert (generous.directory / "vmap.txt").exists() and generous.manifest.shortlist["top_k"] == 100
+    assert generous.manifest.shortlist["top_k"] == 100
+    assert (generous.directory / generous.manifest.shortlist["file"]).exists()
     expected = plain.translate(SENTENCES, batch_size=4, max_length=MAX_NEW)
     assert generous.translate(SENTENCES, batch_size=4, max_length=MAX_NEW) == expected
+    if runtime == "onnxruntime":  # the projection left the graph: fewer weights, and no logits output
+        decoder = onnx.load(str(generous.directory / "decoder.onnx"))
+        assert "logits" not in {o.name for o in decoder.graph.output}
+        weights = {i.name: onnx.numpy_helper.to_array(i).size for i in decoder.graph.initializer}
+        assert (
+            sum(weights.values())
+            < sum(
+                onnx.numpy_helper.to_array(i).size
+                for i in onnx.load(str(plain.directory / "decoder.onnx")).graph.initializer
+            )
+            - model.get_output_embeddings().weight.numel() // 2
+        )
 
     narrow = artifact("narrow", {"top_k": 1, "frequent": 16})
     table = shortlist_table(ctx)
     top = table["top"]
     outputs = []
     fixed = {loaded.tokenizer.unk_token_id, loaded.tokenizer.eos_token_id, *table["frequent"][:16].tolist()}
+    fixed |= {narrow.manifest.decoding["forced_bos_token_id"]}  # the target language (MBart-50, M2M100, NLLB)
+    if narrow.manifest.target_ids is not None and narrow.manifest.decoding["forced_bos_token_id"] is not None:
+        fixed |= {narrow.manifest.target_ids[narrow.manifest.decoding["forced_bos_token_id"]]}
     for sentence in SENTENCES:
         ids, mask = narrow.encode([sentence])
         try:
             generated = narrow.generate_ids(ids, mask, MAX_NEW)[0]
         except RuntimeError as error:  # CTranslate2's padded candidates won (ct2_loop): said in one line
-            assert "widen it" in str(error)
+            assert runtime == "ctranslate2" and "widen it" in str(error)
             continue
-        row = [t if narrow.manifest.target_ids is None else narrow.manifest.target_ids[t] for t in generated]
+        row = [t if narrow.manifest.target_ids is None else narrow.manifest.target_ids[t] for t in generated[1:]]
         candidates = {int(top[s, 0]) for s in ids[0].tolist() if top[s, 0] >= 0} | fixed
-        assert set(row) <= candidates, sentence
+        assert set(row) - {loaded.tokenizer.pad_token_id} <= candidates, sentence
         outputs.append(row)
     assert any(outputs), "the narrow shortlist still translates"

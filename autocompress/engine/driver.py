@@ -26,7 +26,7 @@ from autocompress.engine.study import CONSTRAINT, is_measured, pareto_ranks, rec
 from autocompress.engine.worker import TrialJob
 from autocompress.errors import UserInputError
 from autocompress.recipe import Recipe
-from autocompress.space import SearchSpace, at_rung, suggest_recipe
+from autocompress.space import SearchSpace, at_rung, start_params, suggest_recipe
 from autocompress.task import Task
 
 
@@ -85,6 +85,10 @@ class Driver:
         recovered = recover_cut_off(self.study)
         if recovered:
             self.progress.log(f"resuming: trials {recovered} were cut off; they are marked FAIL and run again")
+        if "start_enqueued" not in self.study.user_attrs:  # the space's `start:` recipes, once per study
+            for params in start_params(self.space, self.info.layers):
+                self.study.enqueue_trial(params, skip_if_exists=True)
+            self.study.set_user_attr("start_enqueued", len(self.space.start))
         c = self.config
         measured = c.target.measured_cores() if c.target.device == "cpu" else ()
         self.executor = RayExecutor(c.address, c.trial_cpus(), c.trial_gpus(), measured)

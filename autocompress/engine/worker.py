@@ -97,7 +97,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     from autocompress.evaluate.size import artifact_size
     from autocompress.export.artifact import build_artifact
     from autocompress.export.manifest import update_manifest
-    from autocompress.export.onnx import export_onnx
+    from autocompress.export.onnx import GRAPH_LAYOUT, export_onnx
     from autocompress.model.student import build_student, load_student, save_student
     from autocompress.passes import PASSES
     from autocompress.passes.base import MODEL_STAGES
@@ -146,7 +146,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     def onnx_fp32() -> Path:
         """The student's fp32 ONNX, shared by its precisions; built when an artifact pass first asks for it."""
         with _phase(phases, "export"):
-            return study_cache.get_or_build("onnx-fp32", key, export).path / "onnx"
+            return study_cache.get_or_build("onnx-fp32", {**key, "graphs": GRAPH_LAYOUT}, export).path / "onnx"
 
     exported_before = phases.get("export", 0.0)
     with _phase(phases, "artifact"):  # the artifact passes: precision's quantization or CTranslate2 conversion

@@ -2,8 +2,11 @@
 
 encoder.onnx   input_ids, attention_mask → encoder_hidden_states, cross_key_i, cross_value_i (one pair a layer)
 decoder.onnx   input_ids (one token a row), encoder_attention_mask, encoder_hidden_states, past_key_i,
-               past_value_i (empty at the first step), cross_key_i, cross_value_i → logits, present_key_i,
-               present_value_i
+               past_value_i (empty at the first step), cross_key_i, cross_value_i → logits, decoder_hidden,
+               present_key_i, present_value_i
+
+decoder_hidden is what the output projection reads (after the final norm and any scaling): an onnxruntime artifact
+with a lexical shortlist (autocompress.passes.shortlist) drops `logits` and projects onto its candidates only.
 
 Cross-attention keys and values are computed once by the encoder graph, not at every step. Per-layer head counts
 (pruned students) are just the shapes of those tensors. The directory also holds the tokenizer, the config, the
@@ -29,6 +32,10 @@ if TYPE_CHECKING:
 
     from autocompress.recipe import Recipe
     from autocompress.task import Task
+
+# The graphs' inputs and outputs as this module writes them: part of the cache key of a study's fp32 exports, so a
+# study resumed after a change never reuses graphs of the old layout (2: the decoder returns decoder_hidden)
+GRAPH_LAYOUT = 2
 
 
 class EncoderGraph(nn.Module):
@@ -70,15 +77,21 @@ class DecoderStepGraph(nn.Module):
         past = EncoderDecoderCache(self_cache, cross_cache)
         for i in range(self.layers):
             past.is_updated[i] = True  # cross keys/values come from the encoder graph: never recompute them
-        out = self.model(
-            decoder_input_ids=input_ids,
-            encoder_outputs=(encoder_hidden_states,),
-            attention_mask=encoder_attention_mask,
-            use_cache=True,
-            **{self.cache_name: past},
-        )
+        # The projection's input, whatever each family does before it (T5 scales by d_model ** -0.5 when tied)
+        projected: list[torch.Tensor] = []
+        hook = self.model.get_output_embeddings().register_forward_pre_hook(lambda _, args: projected.append(args[0]))
+        try:
+            out = self.model(
+                decoder_input_ids=input_ids,
+                encoder_outputs=(encoder_hidden_states,),
+                attention_mask=encoder_attention_mask,
+                use_cache=True,
+                **{self.cache_name: past},
+            )
+        finally:
+            hook.remove()
         present = getattr(out, self.cache_name).self_attention_cache.layers
-        return (out.logits[:, -1], *[t for layer in present for t in (layer.keys, layer.values)])
+        return (out.logits[:, -1], projected[0][:, -1], *[t for layer in present for t in (layer.keys, layer.values)])
 
 
 def cache_names(layers: int) -> list[str]:
@@ -142,7 +155,11 @@ def export_onnx(
             (start, mask, encoded[0], tuple(cache)),
             str(out_dir / "decoder.onnx"),
             input_names=["input_ids", "encoder_attention_mask", "encoder_hidden_states", *cache_names(layers)],
-            output_names=["logits", *[n for i in range(layers) for n in (f"present_key_{i}", f"present_value_{i}")]],
+            output_names=[
+                "logits",
+                "decoder_hidden",
+                *[n for i in range(layers) for n in (f"present_key_{i}", f"present_value_{i}")],
+            ],
             dynamic_shapes=({0: batch}, {0: batch, 1: source}, {0: batch, 1: source}, tuple(cache_shapes)),
             dynamo=True,
             optimize=True,

@@ -6,7 +6,8 @@ teacher's translations of them hold: for each source token, the target tokens ra
 sentences they share (a translation goes with its source word; a frequent word goes with every word), and the target
 tokens by frequency; cached like the other teacher artifacts. A trial picks how many of each it keeps
 (`top_k`, `frequent`). CTranslate2 runs it through its vocabulary mapping (vmap.txt beside the model, `use_vmap`);
-the onnxruntime loop does not yet, so the search offers it with CTranslate2 only.
+an onnxruntime artifact keeps its output projection beside a decoder graph that stops before it, and our loop scores
+the batch's candidates only (autocompress.runtime.shortlist).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from autocompress.export.manifest import Manifest, update_manifest
-from autocompress.passes.base import ArtifactBuild, Choices, Param, Pass, RecipeError, SpaceInfo
+from autocompress.passes.base import ArtifactBuild, Param, Pass
 
 if TYPE_CHECKING:
     from autocompress.passes.context import PassContext
@@ -48,21 +49,23 @@ class Shortlist(Pass):
     def is_noop(self, params: dict[str, Any]) -> bool:
         return params.get("top_k", 0) == 0
 
-    def constrain(self, chosen: Choices, space: SpaceInfo) -> None:
-        if chosen.get("precision", {}).get("runtime", "onnxruntime") != "ctranslate2" and chosen[self.name]:
-            chosen[self.name] = {"top_k": 0}  # onnxruntime's loop runs the whole projection (not yet a shortlist)
-
     def apply(self, subject: ArtifactBuild, config: PassConfig, ctx: PassContext | None) -> None:
         if self.is_noop(config.as_dict()):
             return
-        manifest = Manifest.read(subject.out)
-        if manifest.runtime != "ctranslate2":
-            raise RecipeError(f"a shortlist runs in CTranslate2 artifacts; this one is {manifest.runtime}")
         if ctx is None:
             raise RuntimeError("the shortlist needs the teacher's pass context for its table")
-        table = shortlist_table(ctx)
-        write_vmap(subject.out, table, config["top_k"], config["frequent"])
-        update_manifest(subject.out, shortlist={**config.as_dict(), "file": VMAP_FILE})
+        add_shortlist(subject.out, subject.student, shortlist_table(ctx), config["top_k"], config["frequent"])
+
+
+def add_shortlist(directory: Path, student: Any, table: dict[str, torch.Tensor], top_k: int, frequent: int) -> None:
+    """Give the artifact in `directory` (of `student`) the shortlist of `top_k` candidates a source token from
+    `table` plus its `frequent` most frequent tokens, in the form its runtime reads."""
+    if Manifest.read(directory).runtime == "ctranslate2":
+        write_vmap(directory, table, top_k, frequent)
+        file = VMAP_FILE
+    else:
+        file = write_onnx_shortlist(directory, student, table, top_k, frequent).name
+    update_manifest(directory, shortlist={"top_k": top_k, "frequent": frequent, "file": file})
 
 
 def shortlist_table(ctx: PassContext) -> dict[str, torch.Tensor]:
@@ -99,6 +102,53 @@ def shortlist_table(ctx: PassContext) -> dict[str, torch.Tensor]:
         return {"top": torch.from_numpy(top), "frequent": torch.from_numpy(frequent)}
 
     return ctx.cached("shortlist_table", {**ctx.translations_key(), "ranking": "dice", "width": TABLE_WIDTH}, build)
+
+
+def write_onnx_shortlist(
+    directory: Path, student: Any, table: dict[str, torch.Tensor], top_k: int, frequent: int
+) -> Path:
+    """The decoder graph made to stop at `decoder_hidden`, and the projection with the candidates beside it."""
+    from autocompress.runtime import shortlist
+
+    manifest = Manifest.read(directory)
+    drop_logits(directory / manifest.files["decoder"])
+    head = student.get_output_embeddings()
+    weight = head.weight.detach().float().numpy()
+    bias = np.zeros(weight.shape[0], dtype=np.float32)
+    for extra in (head.bias, getattr(student, "final_logits_bias", None)):  # Marian, MBart: on the logits
+        if extra is not None:
+            bias += extra.detach().float().numpy().reshape(-1)
+    # The table speaks the teacher's ids; a trimmed artifact's output ids are positions in its target_ids
+    output_id = np.full(max(len(table["frequent"]), weight.shape[0]), -1, dtype=np.int64)
+    kept = manifest.target_ids
+    output_id[kept if kept is not None else np.arange(weight.shape[0])] = np.arange(weight.shape[0])
+    top = table["top"][:, :top_k].numpy().astype(np.int64)
+    top = np.where(top >= 0, output_id[np.maximum(top, 0)], -1)
+    always = output_id[table["frequent"][:frequent].numpy()]
+    return shortlist.write(directory, weight, bias, top, always[always >= 0], manifest.dtype)
+
+
+def drop_logits(path: Path) -> None:
+    """Remove the `logits` output and every node and weight only it needed (the output projection)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    outputs = [o for o in graph.output if o.name != "logits"]
+    if "decoder_hidden" not in {o.name for o in outputs}:
+        raise RuntimeError(f"{path} has no decoder_hidden output: export it again with this version of autocompress")
+    needed, kept = {o.name for o in outputs}, []
+    for node in reversed(graph.node):
+        if needed.intersection(node.output):
+            kept.append(node)
+            needed.update(name for name in node.input if name)
+    initializers = [i for i in graph.initializer if i.name in needed]
+    external = any(i.data_location == onnx.TensorProto.EXTERNAL for i in initializers)
+    del graph.node[:], graph.initializer[:], graph.output[:]
+    graph.node.extend(reversed(kept))
+    graph.initializer.extend(initializers)
+    graph.output.extend(outputs)
+    onnx.save(model, str(path), save_as_external_data=external, location=f"{path.name}.data")
 
 
 def write_vmap(directory: Path, table: dict[str, torch.Tensor], top_k: int, frequent: int) -> None:

@@ -1,6 +1,8 @@
 """Generation with an exported ONNX artifact in onnxruntime: a lean batched greedy loop with the KV cache.
 
-No transformers at run time beyond the tokenizer; the loop does per step one decoder call and an argmax.
+No transformers at run time beyond the tokenizer; the loop does per step one decoder call and an argmax. An
+artifact with a lexical shortlist (autocompress.runtime.shortlist) projects the decoder's output onto the batch's
+candidates here instead of in the graph.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from autocompress.runtime.base import ArtifactRuntime
 from autocompress.runtime.beam import beam_search
 from autocompress.runtime.rules import apply_rules
+from autocompress.runtime.shortlist import OutputShortlist
 
 
 def session_options(threads: int | None = None) -> Any:
@@ -43,10 +46,12 @@ class DecoderState:
         self.feed["input_ids"] = tokens
         if self.on_feed is not None:
             self.on_feed("decoder", dict(self.feed))
-        results = self.runtime.decoder.run(None, self.feed)
-        for name, value in zip(self.runtime.output_names[1:], results[1:], strict=True):
-            self.feed[name.replace("present", "past")] = value
-        return results[0]
+        results = dict(zip(self.runtime.output_names, self.runtime.decoder.run(None, self.feed), strict=True))
+        for name, value in results.items():
+            if name.startswith("present_"):
+                self.feed[name.replace("present", "past")] = value
+        shortlist = self.runtime.shortlist
+        return shortlist.logits(results["decoder_hidden"]) if shortlist is not None else results["logits"]
 
     def reorder(self, rows: np.ndarray) -> None:
         for name in self.feed:
@@ -72,6 +77,11 @@ class OnnxSeq2Seq(ArtifactRuntime):
             str(self.directory / self.manifest.files["decoder"]), options, providers=list(providers)
         )
         self.output_names = [o.name for o in self.decoder.get_outputs()]
+        self.shortlist: OutputShortlist | None = None
+        if self.manifest.shortlist:
+            decoding = self.manifest.decoding
+            always = (self.manifest.eos_token_id, decoding["forced_bos_token_id"], decoding["forced_eos_token_id"])
+            self.shortlist = OutputShortlist(self.directory, always, threads)
 
     def start(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, copies: int = 1, on_feed: FeedHook | None = None
@@ -81,6 +91,8 @@ class OnnxSeq2Seq(ArtifactRuntime):
         if on_feed is not None:
             on_feed("encoder", encoder_feed)
         encoded = [np.repeat(a, copies, axis=0) for a in self.encoder.run(None, encoder_feed)]
+        if self.shortlist is not None:
+            self.shortlist.select(input_ids)
         rows = input_ids.shape[0] * copies
         feed = {
             "encoder_attention_mask": np.repeat(attention_mask, copies, axis=0),
