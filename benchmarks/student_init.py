@@ -1,7 +1,7 @@
 """Where a student starts: cut from the teacher's layers, or sliced from the elastic student — on the same structures,
 trained the same steps.
 
-Each structure of the CPU student space (`search_spaces/students.yaml`) is built twice — `init: teacher` (today's
+Each structure of the CPU space (`search_spaces/cpu.yaml`) is built twice — `init: teacher` (today's
 importance-ordered cut of the teacher) and `init: elastic` (the weight-shared student `autocompress prepare --space
 students` trains once) — and distilled on the teacher's translations of the whole training set with the space's
 distillation settings, through the space's rungs: the state before the cool-down carries over from one rung to the
@@ -70,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--structures", default="A,B,C", help=f"which of {STRUCTURES}")
     parser.add_argument("--rungs", default="200,800", help="training steps at which BLEU is measured")
-    parser.add_argument("--space", default="students")
+    parser.add_argument("--space", default="cpu")
     parser.add_argument("--lr", type=float, default=1e-3, help="the students' peak rate (the space searches it)")
     parser.add_argument("--inits", default="teacher,elastic", help="which initialisations: teacher, elastic")
     parser.add_argument("--out", type=Path, default=RESULTS / "student_init.json")

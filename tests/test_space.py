@@ -120,7 +120,7 @@ def test_registering_a_pass_of_an_unknown_stage_is_refused() -> None:
     assert "nowhere" not in PASSES
 
 
-@pytest.mark.parametrize("name", ["cpu", "cuda", "quick", "students"])
+@pytest.mark.parametrize("name", ["cpu", "cuda", "quick"])
 def test_every_packaged_space_loads_and_draws_valid_recipes(name: str) -> None:
     """What the package offers must load, and its trials must be recipes the passes accept (CUDA dtypes included:
     drawing is checked on the space's own device, not on this machine)."""

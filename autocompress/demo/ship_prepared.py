@@ -1,6 +1,6 @@
 """The demo teacher's derived artifacts, shipped in the package so that the demo's searches start with them.
 
-    python -m autocompress.demo.ship_prepared [--space cpu --space students]
+    python -m autocompress.demo.ship_prepared [--space cpu]
 
 Builds — or finds in the user's cache — what `autocompress prepare` builds for the demo teacher, its training set and
 each space given (importance scores, the teacher's translations of the whole training set, the elastic student), and
@@ -60,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     from autocompress.teacher.prepare import needed, prepare
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", action="append", help="a space whose artifacts to ship (default: cpu and students)")
+    parser.add_argument("--space", action="append", help="a space whose artifacts to ship (default: cpu)")
     args = parser.parse_args(argv)
     loaded = load_model("demo")
     ctx = PassContext(
         loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(shipped=()), task=loaded.task, log=print
     )
     entries: dict[tuple[str, str], Path] = {}
-    for name in args.space or ["cpu", "students"]:
+    for name in args.space or ["cpu"]:
         space = load_space(name)
         elastic = settings_from_space(space, model_info("demo").layers) if uses_elastic(space) else None
         for kind, entry in prepare(ctx, needed(space), elastic).items():
