@@ -7,6 +7,7 @@ candidates here instead of in the graph.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -117,8 +118,19 @@ class OnnxSeq2Seq(ArtifactRuntime):
         """Token ids laid out as transformers' generate() returns them: decoder start, tokens, eos, then padding.
         on_feed(graph, inputs) sees every graph call (calibration records real traffic with it). ignore_eos decodes
         exactly max_new_tokens (greedy): latency of random-weight models, whose eos comes at random."""
-        if beam > 1:
-            return beam_search(self, input_ids, attention_mask, max_new_tokens, beam)
+        with self.shortlist.limited() if self.shortlist is not None else contextlib.nullcontext():
+            if beam > 1:
+                return beam_search(self, input_ids, attention_mask, max_new_tokens, beam)
+            return self._greedy(input_ids, attention_mask, max_new_tokens, on_feed, ignore_eos)
+
+    def _greedy(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        max_new_tokens: int,
+        on_feed: FeedHook | None,
+        ignore_eos: bool,
+    ) -> np.ndarray:
         spec, batch = self.manifest, input_ids.shape[0]
         state = self.start(input_ids, attention_mask, on_feed=on_feed)
         tokens = np.full((batch, 1), spec.decoder_start_token_id, dtype=np.int64)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,8 @@ def write(
 
 
 class OutputShortlist:
-    """`select(source ids)` once a batch, then `logits(hidden)` a step: candidates scored, the rest -inf, so the
-    decoding rules and beam search work on the whole vocabulary unchanged."""
+    """`select(source ids)` once a batch, then `logits(hidden)` a step (inside `limited()`): candidates scored, the
+    rest -inf, so the decoding rules and beam search work on the whole vocabulary unchanged."""
 
     def __init__(self, directory: Path, always: Iterable[int | None], threads: int | None = None) -> None:
         from threadpoolctl import ThreadpoolController
@@ -54,10 +55,11 @@ class OutputShortlist:
         self.projection, self.candidate_bias = self._rows(self.ids)
 
     def _rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.weight[ids].astype(np.float32)
+        """The candidates' rows as fp32, transposed as a view: BLAS reads it as is, no copy."""
+        rows = self.weight[ids]
         if self.scale is not None:
-            rows *= self.scale[ids, None]
-        return np.ascontiguousarray(rows.T), self.bias[ids]  # hidden × candidates: one GEMM a step
+            rows = np.multiply(rows, self.scale[ids, None], dtype=np.float32)
+        return rows.astype(np.float32, copy=False).T, self.bias[ids]
 
     def select(self, input_ids: np.ndarray) -> None:
         sources = input_ids[(input_ids >= 0) & (input_ids < len(self.top))]
@@ -65,8 +67,11 @@ class OutputShortlist:
         self.ids = np.unique(np.concatenate([found[found >= 0], self.frequent, self.always]))
         self.projection, self.candidate_bias = self._rows(self.ids)
 
+    def limited(self) -> Any:
+        """Around a whole generation: BLAS held to the runtime's threads (once, not a step)."""
+        return self.blas.limit(limits=self.threads, user_api="blas")
+
     def logits(self, hidden: np.ndarray) -> np.ndarray:
         scores = np.full((hidden.shape[0], self.size), -np.inf, dtype=np.float32)
-        with self.blas.limit(limits=self.threads, user_api="blas"):
-            scores[:, self.ids] = hidden.astype(np.float32) @ self.projection + self.candidate_bias
+        scores[:, self.ids] = hidden.astype(np.float32, copy=False) @ self.projection + self.candidate_bias
         return scores
