@@ -17,7 +17,11 @@ SECTIONS = (
     ("olive_peer", "pip install -e '.[peer]' && python benchmarks/olive_peer.py"),
     ("trial_cost", "python benchmarks/trial_cost.py"),
     ("families", "python benchmarks/families.py"),
-    ("student_init", "python benchmarks/student_init.py --structures A,C"),
+    (
+        "student_init",
+        "python benchmarks/student_init.py --structures A,C && "
+        "python benchmarks/student_init.py --structures A --inits elastic --lr 0.0001 --rungs 200,800,3200",
+    ),
     ("vocabulary", "python benchmarks/vocabulary.py"),
     ("students", "python benchmarks/students.py  # two 2-hour searches; resumable across sessions"),
 )
