@@ -51,8 +51,9 @@ class OutputShortlist:
             self.top, self.frequent = data["top"], data["frequent"]
         self.always = np.array(sorted({int(i) for i in always if i is not None}), dtype=np.int64)
         self.size = self.weight.shape[0]
-        self.ids = np.arange(self.size)
-        self.projection, self.candidate_bias = self._rows(self.ids)
+        # set by select(), which the loop calls for every batch before its first step
+        self.ids = self.candidate_bias = np.zeros(0, dtype=np.float32)
+        self.projection = np.zeros((self.weight.shape[1], 0), dtype=np.float32)
 
     def _rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The candidates' rows as fp32, transposed as a view: BLAS reads it as is, no copy."""
