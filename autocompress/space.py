@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocompress.errors import UserInputError
+from autocompress.inputs import integer, mapping, read_yaml_mapping
 from autocompress.passes import PASSES, in_stage_order
 from autocompress.passes.base import Choices, Param, SpaceInfo
 from autocompress.recipe import PassConfig, Recipe
@@ -103,17 +104,10 @@ def resolve_space(spec: str | Path) -> Path:
 
 
 def load_space(spec: str | Path) -> SearchSpace:
-    import yaml
-
     path = resolve_space(spec)
-    try:
-        text = path.read_text()
-        data = yaml.safe_load(text)
-    except FileNotFoundError:
-        raise UserInputError(f"search space file {path} does not exist: check the path") from None
-    except yaml.YAMLError as err:
-        raise UserInputError(f"search space {path} is not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("passes"), dict):
+    data = read_yaml_mapping(path, "search space")
+    text = path.read_text(encoding="utf-8")
+    if not isinstance(data.get("passes"), dict):
         raise UserInputError(f"search space {path} needs a 'passes:' mapping of pass name to parameters")
     sections = {"passes", "target", "evaluation", "description", "student", "fidelity", "elastic", "start"}
     unknown = sorted(set(data) - sections)
@@ -130,12 +124,13 @@ def load_space(spec: str | Path) -> SearchSpace:
         if pass_name not in PASSES:
             raise UserInputError(f"search space {path}: unknown pass {pass_name!r}; passes are {', '.join(PASSES)}")
         declared = {p.name: p for p in PASSES[pass_name].params}
-        for param, value in (params or {}).items():
+        for param, value in mapping(params, f"search space {path}: pass {pass_name}").items():
             if param not in declared:
                 known = ", ".join(declared)
                 raise UserInputError(f"search space {path}: pass {pass_name!r} has no parameter {param!r} ({known})")
             dims.append(_dimension(path, pass_name, declared[param], value))
-    target, evaluation = dict(data.get("target") or {}), dict(data.get("evaluation") or {})
+    target = dict(mapping(data.get("target"), f"search space {path}: target"))
+    evaluation = _evaluation(path, data.get("evaluation"))
     digest = hashlib.sha256(text.encode()).hexdigest()
     fidelity = _fidelity(path, data.get("fidelity"), dims)
     elastic = data.get("elastic") or {}
@@ -144,6 +139,17 @@ def load_space(spec: str | Path) -> SearchSpace:
         raise UserInputError(f"search space {path}: elastic takes {', '.join(sorted(allowed))}")
     start = _start(path, data.get("start"), dims, students)
     return SearchSpace(path.stem, tuple(dims), target, evaluation, students, digest, fidelity, elastic, start)
+
+
+def _evaluation(path: Path, value: Any) -> dict[str, Any]:
+    """How trials are scored: dev_sentences (the first N dev sentences) is the one setting."""
+    evaluation = dict(mapping(value, f"search space {path}: evaluation"))
+    unknown = sorted(set(evaluation) - {"dev_sentences"})
+    if unknown:
+        raise UserInputError(f"search space {path}: evaluation has no setting {unknown[0]!r} (dev_sentences)")
+    if evaluation.get("dev_sentences") is not None:
+        integer(evaluation["dev_sentences"], f"search space {path}: evaluation.dev_sentences")
+    return evaluation
 
 
 def _start(path: Path, value: Any, dims: list[Dimension], students: tuple[str, ...]) -> tuple[dict[str, Any], ...]:

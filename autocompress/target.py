@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from autocompress.errors import UserInputError
+from autocompress.inputs import integer, mapping, read_yaml_mapping
 
 DEVICES = ("cpu", "cuda")
 STATISTICS = ("min", "median")
@@ -36,16 +37,25 @@ class TargetSpec:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise UserInputError(f"target device {self.device!r} is unknown: use one of {', '.join(DEVICES)}")
-        for name in ("threads", "beam", "max_length", "repeats", "latency_sentences"):
-            if getattr(self, name) < 1:
-                raise UserInputError(f"target {name} = {getattr(self, name)} must be at least 1")
+        for name in ("threads", "beam", "max_length", "repeats", "latency_sentences", "warmup"):
+            integer(getattr(self, name), f"target {name}", low=0 if name == "warmup" else 1)
         if self.statistic not in STATISTICS:
             raise UserInputError(f"target statistic {self.statistic!r} is unknown: use one of {', '.join(STATISTICS)}")
-        if not self.batch_sizes or min(self.batch_sizes) < 1:
-            raise UserInputError(f"target batch_sizes {list(self.batch_sizes)} must be positive integers")
+        if not isinstance(self.batch_sizes, tuple) or not self.batch_sizes:
+            raise UserInputError(f"target batch_sizes {self.batch_sizes!r} must be a list of positive integers")
+        for size in self.batch_sizes:
+            integer(size, "target batch_sizes entry")
+        if self.cores is not None:
+            if not isinstance(self.cores, tuple) or not self.cores:
+                raise UserInputError(f"target cores {self.cores!r} must be a list of CPU numbers, e.g. [1]")
+            for core in self.cores:
+                integer(core, "target cores entry", low=0)
+        if not isinstance(self.providers, tuple) or not all(isinstance(p, str) for p in self.providers):
+            raise UserInputError(f"target providers {self.providers!r} must be a list of onnxruntime provider names")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetSpec:
+        data = mapping(data, "target")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -57,15 +67,8 @@ class TargetSpec:
 
     @classmethod
     def from_yaml(cls, path: Path) -> TargetSpec:
-        import yaml
-
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise UserInputError(f"target file {path} does not exist: check the path") from None
-        except yaml.YAMLError as err:
-            raise UserInputError(f"target file {path} is not valid YAML ({str(err).splitlines()[0]})") from None
-        return cls.from_dict((data or {}).get("target", data or {}))
+        data = read_yaml_mapping(path, "target file")
+        return cls.from_dict(mapping(data["target"], f"target file {path}: target") if "target" in data else data)
 
     def measured_cores(self) -> tuple[int, ...]:
         """The cores a measurement is pinned to: as given, else the last `threads` this process may use. Pinned,

@@ -9,7 +9,6 @@ import itertools
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,86 +18,18 @@ from typing import Any
 import optuna
 import pytest
 
-from autocompress.data import load_demo
-
-SPACE = """
-target: {{device: cpu, threads: 1, batch_sizes: {batches}, max_length: 10, latency_sentences: 4, warmup: 1, repeats: 2}}
-evaluation: {{dev_sentences: 12}}
-passes:
-  precision:
-    runtime: {runtime}
-    dtype: {dtype}
-  layers:
-    decoder_layers: {layers}
-  distill:
-    method: finetune
-    steps: {steps}
-    lr: {lr}
-    max_tokens: 200
-"""
+from tests.searching import cli, cli_args, options, search_setup, wait_until_one_done_and_one_running
 
 
 @pytest.fixture(scope="module")
 def setup(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    work = tmp_path_factory.mktemp("search")
-    for name, corpus in (("train", load_demo("train").head(300)), ("dev", load_demo("dev").head(24))):
-        rows = (f"{s}\t{r}" for s, r in zip(corpus.sources, corpus.references, strict=True))
-        (work / f"{name}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    spaces = {
-        "wide": dict(
-            runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers="{int: [1, 2]}"
-        ),
-        "two": dict(runtime="onnxruntime", dtype="{choice: [fp32, int8]}", layers=1),
-        "four": dict(runtime="{choice: [onnxruntime, ctranslate2]}", dtype="{choice: [fp32, int8]}", layers=1),
-        # Every trial trains its own student for seconds, so a signal sent while one runs finds it still running.
-        "slow": dict(runtime="onnxruntime", dtype="int8", layers=1, steps=300, lr="{float: [1.0e-4, 1.0e-3]}"),
-        "batch8": dict(runtime="onnxruntime", dtype="{choice: [fp32, int8]}", layers=1, batches="[1, 8]"),
-    }
-    for name, fields in spaces.items():
-        (work / f"{name}.yaml").write_text(SPACE.format(**{"steps": 3, "lr": 1.0e-3, "batches": "[1, 4]", **fields}))
-    return {"model": str(tiny_models["marian"]), "work": work}
-
-
-def _options(setup: dict[str, Any], out: Path, space: str = "wide", **extra: Any) -> dict[str, Any]:
-    work = setup["work"]
-    return {
-        "space": str(work / f"{space}.yaml"),
-        "train": str(work / "train.tsv"),
-        "dev": str(work / "dev.tsv"),
-        "out": out,
-        "quiet": True,
-        **extra,
-    }
-
-
-def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "autocompress", *args], capture_output=True, text=True, env=env, check=False
-    )
-
-
-def _cli_args(setup: dict[str, Any], out: Path, *extra: str, space: str = "wide") -> list[str]:
-    work = setup["work"]
-    return [
-        "search",
-        "--model",
-        setup["model"],
-        "--space",
-        str(work / f"{space}.yaml"),
-        "--train",
-        str(work / "train.tsv"),
-        "--dev",
-        str(work / "dev.tsv"),
-        "--out",
-        str(out),
-        *extra,
-    ]
+    return search_setup(tiny_models["marian"], tmp_path_factory.mktemp("search"))
 
 
 def test_search_with_two_workers_leaves_every_output(setup: dict[str, Any], tmp_path: Path) -> None:
     import autocompress
 
-    result = autocompress.search(setup["model"], "4", workers=2, seed=1, **_options(setup, tmp_path / "s"))
+    result = autocompress.search(setup["model"], "4", workers=2, seed=1, **options(setup, tmp_path / "s"))
     out = tmp_path / "s"
     assert result.exit_code == 0 and result.exported == out / "best"
     for name in (
@@ -133,7 +64,7 @@ def test_failures_are_recorded_and_the_budget_is_still_met(setup: dict[str, Any]
     os.environ["AUTOCOMPRESS_FAULTS"] = "0:raise,1:exit-once,2:hang"
     try:
         result = autocompress.search(
-            setup["model"], "3", trial_timeout=40, max_bleu_drop=None, **_options(setup, tmp_path / "f", "four")
+            setup["model"], "3", trial_timeout=40, max_bleu_drop=None, **options(setup, tmp_path / "f", "four")
         )
     finally:
         del os.environ["AUTOCOMPRESS_FAULTS"]
@@ -156,7 +87,7 @@ def test_a_repeated_recipe_is_not_recomputed(setup: dict[str, Any], tmp_path: Pa
     """The space holds two recipes: a budget of three measures two and then stops, the rest are duplicates."""
     import autocompress
 
-    result = autocompress.search(setup["model"], "3", **_options(setup, tmp_path / "d", "two"))
+    result = autocompress.search(setup["model"], "3", **options(setup, tmp_path / "d", "two"))
     measured = [t for t in result.study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
     duplicates = [t for t in result.study.trials if "duplicate_of" in t.user_attrs]
     assert len(measured) == 2 and duplicates
@@ -176,43 +107,26 @@ def test_the_spaces_start_recipes_run_first_once(setup: dict[str, Any], tmp_path
         "start:\n  - {precision.runtime: ctranslate2, precision.dtype.ctranslate2: int8, layers.decoder_layers: 1}\n"
     )
     (tmp_path / "space.yaml").write_text(text + start)
-    options = {**_options(setup, tmp_path / "s"), "space": str(tmp_path / "space.yaml"), "max_bleu_drop": None}
-    first = autocompress.search(setup["model"], "1", **options).study.trials[0]
+    opts = {**options(setup, tmp_path / "s"), "space": str(tmp_path / "space.yaml"), "max_bleu_drop": None}
+    first = autocompress.search(setup["model"], "1", **opts).study.trials[0]
     assert first.params["precision.runtime"] == "ctranslate2" and first.params["precision.dtype.ctranslate2"] == "int8"
     layers = next(p for p in first.user_attrs["recipe"]["passes"] if p["name"] == "layers")
     assert layers["params"]["decoder_layers"] == 1
-    resumed = autocompress.search(setup["model"], "2", **options).study
+    resumed = autocompress.search(setup["model"], "2", **opts).study
     assert resumed.user_attrs["start_enqueued"] == 1
     assert not [t for t in resumed.trials if t.state.name == "WAITING"]
 
 
-def _states(db: Path) -> list[tuple[int, str]]:
-    with sqlite3.connect(db) as con:
-        return con.execute("select number, state from trials order by number").fetchall()
-
-
-def _wait_until_one_done_and_one_running(out: Path, proc: subprocess.Popen) -> None:
-    """Mid-search: a trial completed and another running (the moment to kill or interrupt the search)."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        states = _states(out / "study.db") if (out / "study.db").exists() else []
-        if any(s == "COMPLETE" for _, s in states) and any(s == "RUNNING" for _, s in states):
-            return
-        time.sleep(0.5)
-    proc.kill()
-    pytest.fail(f"no trial completed with another running: {proc.stderr.read() if proc.stderr else ''}")
-
-
 def test_the_study_survives_sigkill_and_resumes(setup: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "k"
-    args = _cli_args(setup, out, "--budget", "4", "--seed", "3", "--json")
+    args = cli_args(setup, out, "--budget", "4", "--seed", "3", "--json")
     proc = subprocess.Popen(
         [sys.executable, "-m", "autocompress", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    _wait_until_one_done_and_one_running(out, proc)
+    wait_until_one_done_and_one_running(out, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = optuna.load_study(study_name="k", storage=f"sqlite:///{out / 'study.db'}")
@@ -221,7 +135,7 @@ def test_the_study_survives_sigkill_and_resumes(setup: dict[str, Any], tmp_path:
     assert done_before and cut
     time.sleep(2)
 
-    again = _cli(args)
+    again = cli(args)
     assert again.returncode in (0, 3), again.stderr
     summary = json.loads(again.stdout)
     after = optuna.load_study(study_name="k", storage=f"sqlite:///{out / 'study.db'}")
@@ -251,7 +165,7 @@ def test_the_study_survives_sigkill_and_resumes(setup: dict[str, Any], tmp_path:
 def test_bad_input_gets_one_line_and_exit_2(
     setup: dict[str, Any], tmp_path: Path, extra: list[str], message: str
 ) -> None:
-    done = _cli(_cli_args(setup, tmp_path / "bad", *extra))
+    done = cli(cli_args(setup, tmp_path / "bad", *extra))
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -270,9 +184,9 @@ def test_bad_input_gets_one_line_and_exit_2(
 def test_bad_space_gets_one_line_and_exit_2(setup: dict[str, Any], tmp_path: Path, space: str, message: str) -> None:
     path = tmp_path / "space.yaml"
     path.write_text(space)
-    args = _cli_args(setup, tmp_path / "bad")
+    args = cli_args(setup, tmp_path / "bad")
     args[args.index("--space") + 1] = str(path)
-    done = _cli(args)
+    done = cli(args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
@@ -281,7 +195,7 @@ def test_an_output_directory_holding_another_study_is_refused_untouched(setup: d
     out.mkdir()
     optuna.create_study(study_name="someone-else", storage=f"sqlite:///{out / 'study.db'}")
     before = (out / "study.db").read_bytes()
-    done = _cli([*_cli_args(setup, out), "--study", "mine"])
+    done = cli([*cli_args(setup, out), "--study", "mine"])
     assert done.returncode == 2 and "holds another study (someone-else)" in done.stderr, done.stderr
     assert (out / "study.db").read_bytes() == before
 
@@ -289,7 +203,7 @@ def test_an_output_directory_holding_another_study_is_refused_untouched(setup: d
 def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(setup: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "c"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autocompress", *_cli_args(setup, out, "--budget", "8", "--json", space="slow")],
+        [sys.executable, "-m", "autocompress", *cli_args(setup, out, "--budget", "8", "--json", space="slow")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -297,7 +211,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(setup: dict[str, Any], t
         # raises KeyboardInterrupt: give the search the default disposition, as an interactive shell does.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    _wait_until_one_done_and_one_running(out, proc)
+    wait_until_one_done_and_one_running(out, proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode in (0, 3), stderr
@@ -316,9 +230,9 @@ def test_settings_round_trip_objectives_follow_the_target_and_report_keeps_the_s
     metric names (optuna-dashboard shows them); `report` selects as the search did, not by a default; resuming with
     another --seed is refused in one line naming it."""
     out = tmp_path / "s"
-    args = _cli_args(setup, out, "--budget", "2", "--objectives", "bleu,throughput", "--select", "smallest",
+    args = cli_args(setup, out, "--budget", "2", "--objectives", "bleu,throughput", "--select", "smallest",
                      "--no-constraint", space="batch8")  # fmt: skip
-    done = _cli(args)
+    done = cli(args)
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{out / 'study.db'}")
     assert study.metric_names == ["BLEU", "throughput, batch 8 (sentences/s)"]
@@ -330,10 +244,10 @@ def test_settings_round_trip_objectives_follow_the_target_and_report_keeps_the_s
     smallest = min(measured, key=lambda t: (t.user_attrs["values"]["size_mb"], -t.user_attrs["values"]["bleu"]))
     before = json.loads((out / "best" / "metrics.json").read_text())
     assert before["trial"] == smallest.number and before["selected_by"] == "smallest"
-    report = _cli(["report", str(out)])
+    report = cli(["report", str(out)])
     assert report.returncode == 0, report.stderr
     assert json.loads((out / "best" / "metrics.json").read_text())["trial"] == smallest.number
-    resumed = _cli([*args, "--seed", "1"])
+    resumed = cli([*args, "--seed", "1"])
     assert resumed.returncode == 2 and len(resumed.stderr.strip().splitlines()) == 1, resumed.stderr
     assert "was run with other seed" in resumed.stderr and "Traceback" not in resumed.stderr
 
@@ -356,8 +270,8 @@ def test_multi_fidelity_trains_the_best_further_from_where_they_stopped(setup: d
     import autocompress
 
     (tmp_path / "space.yaml").write_text(FIDELITY_SPACE)
-    options = {**_options(setup, tmp_path / "s"), "space": str(tmp_path / "space.yaml"), "max_bleu_drop": None}
-    result = autocompress.search(setup["model"], "6", seed=2, **options)
+    opts = {**options(setup, tmp_path / "s"), "space": str(tmp_path / "space.yaml"), "max_bleu_drop": None}
+    result = autocompress.search(setup["model"], "6", seed=2, **opts)
     trials = {
         t.number: t for t in result.study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs
     }
@@ -399,17 +313,17 @@ def test_students_start_from_the_elastic_student_prepared_once(setup: dict[str, 
     env = {**os.environ, "AUTOCOMPRESS_CACHE": str(tmp_path / "cache")}
     work = setup["work"]
     args = ["prepare", "--model", setup["model"], "--train", str(work / "train.tsv"), "--space", str(space), "--json"]
-    done = _cli(args, env=env)
+    done = cli(args, env=env)
     assert done.returncode == 0, done.stderr
     built = json.loads(done.stdout)
     assert set(built) == {"importance", "teacher_translations", "target_token_counts", "elastic"}
     assert not any(entry["hit"] for entry in built.values())
-    again = json.loads(_cli(args, env=env).stdout)
+    again = json.loads(cli(args, env=env).stdout)
     assert all(entry["hit"] for entry in again.values())
-    options = {**_options(setup, tmp_path / "s"), "space": str(space), "max_bleu_drop": None}
+    opts = {**options(setup, tmp_path / "s"), "space": str(space), "max_bleu_drop": None}
     os.environ["AUTOCOMPRESS_CACHE"] = str(tmp_path / "cache")  # the search's workers read it
     try:
-        result = autocompress.search(setup["model"], "1", **options)
+        result = autocompress.search(setup["model"], "1", **opts)
     finally:
         os.environ.pop("AUTOCOMPRESS_CACHE")
     trial = next(t for t in result.study.trials if t.state.name == "COMPLETE")

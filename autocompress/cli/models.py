@@ -97,12 +97,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-
+    lines = read_stdin_lines()
     translator = open_translator(args.model, task_options(args))
-    lines = [line.rstrip("\n") for line in sys.stdin]
     hyps = translator.translate(lines, batch_size=args.batch_size, max_length=args.max_length, beam=args.beam)
     sys.stdout.writelines(h + "\n" for h in hyps)
     return 0
+
+
+def read_stdin_lines() -> list[str]:
+    """stdin as UTF-8 lines, read before the model loads; Windows line ends (CRLF) end a line like LF does."""
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise UserInputError(f"stdin line {line} is not UTF-8 (byte {err.start}): convert the input to UTF-8") from None
+    lines = text.replace("\r\n", "\n").split("\n")
+    return lines[:-1] if lines[-1] == "" else lines  # a last line end ends the last line, it starts no new one
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:

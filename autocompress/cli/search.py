@@ -67,6 +67,7 @@ def add_commands(sub: Any) -> None:
     _study_args(ex)
     ex.add_argument("--trial", type=int, required=True, help="the trial number (see `autocompress pareto`)")
     ex.add_argument("--to", type=Path, help="destination (default <study dir>/trial-N)")
+    ex.add_argument("--force", action="store_true", help="replace --to when it is not empty")
     ex.set_defaults(func=cmd_export)
     re = sub.add_parser("report", help="rebuild a study's tables, plots and report.html")
     _study_args(re)
@@ -148,10 +149,15 @@ def _open(args: argparse.Namespace) -> Any:
     import optuna
 
     from autocompress.engine.study import storage_url
+    from autocompress.inputs import check_study_file
 
     directory = args.study_dir.resolve()
-    if args.storage is None and not (directory / "study.db").exists():
-        raise UserInputError(f"{directory} holds no study.db: give a study's output directory, or --storage URL")
+    if args.storage is None:  # read commands never create or change a study file
+        if not directory.is_dir():
+            raise UserInputError(f"{directory} is not a directory: give a study's output directory (results/<study>)")
+        if not (directory / "study.db").exists():
+            raise UserInputError(f"{directory} holds no study.db: give a study's output directory, or --storage URL")
+        check_study_file(directory / "study.db")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return optuna.load_study(study_name=args.study or directory.name, storage=storage_url(directory, args.storage))
@@ -207,13 +213,15 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autocompress.report.bundle import export_trial
+    from autocompress.report.bundle import check_export_target, export_trial
     from autocompress.report.view import study_view
 
     study = _open(args)
     if not 0 <= args.trial < len(study.trials):
         raise UserInputError(f"study has no trial {args.trial}: trials are 0–{len(study.trials) - 1}")
-    dest = export_trial(study_view(study), study.trials[args.trial], args.to or args.study_dir / f"trial-{args.trial}")
+    dest = args.to or args.study_dir / f"trial-{args.trial}"
+    check_export_target(dest, args.study_dir, args.force)
+    dest = export_trial(study_view(study), study.trials[args.trial], dest)
     print(json.dumps({"exported": str(dest)}) if args.json else f"exported trial {args.trial} to {dest}")
     return 0
 

@@ -19,9 +19,11 @@ from autocompress.engine.config import SearchConfig
 from autocompress.engine.driver import Driver, check_space, model_info, resolve_out
 from autocompress.engine.executor import check_address
 from autocompress.engine.progress import Progress
+from autocompress.engine.resources import check_local
 from autocompress.engine.settings import search_settings
 from autocompress.engine.study import make_sampler, open_study, storage_url
-from autocompress.errors import UserInputError
+from autocompress.errors import RunFailed, UserInputError
+from autocompress.inputs import check_output_dir, check_study_file, check_weights, finite, integer
 from autocompress.objectives import parse_objectives
 from autocompress.report.select import RULES
 from autocompress.report.view import StudyView
@@ -116,11 +118,18 @@ def configure(
         raise UserInputError(f"search has no option {unknown[0]!r}: options are {', '.join(sorted(known))}")
     if options.get("select", "fastest") not in RULES:
         raise UserInputError(f"--select {options['select']!r} is unknown: choose from {', '.join(RULES)}")
-    for name in ("workers", "cpus_per_trial", "trial_timeout", "dev_sentences"):
-        if options.get(name) is not None and options[name] <= 0:
+    for name in ("workers", "dev_sentences"):
+        if options.get(name) is not None:
+            integer(options[name], f"--{name.replace('_', '-')}")
+    for name in ("cpus_per_trial", "trial_timeout"):
+        if options.get(name) is not None and not finite(options[name], f"--{name.replace('_', '-')}") > 0:
             raise UserInputError(f"--{name.replace('_', '-')} {options[name]} must be positive")
-    if options.get("gpus_per_trial") is not None and options["gpus_per_trial"] < 0:
-        raise UserInputError(f"--gpus-per-trial {options['gpus_per_trial']} must be 0 or more")
+    for name in ("gpus_per_trial", "max_bleu_drop"):
+        if options.get(name) is not None:
+            finite(options[name], f"--{name.replace('_', '-')}")
+    seed = options.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise UserInputError(f"--seed {seed} must be a whole number from 0 to {2**32 - 1}")
     if "out" in options:
         options["out"] = Path(options["out"])
     return SearchConfig(
@@ -137,12 +146,19 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
     from autocompress.data import load_corpus
     from autocompress.model.load import model_task, resolve_model_dir
 
+    # Every input is checked before anything is written or started: the output place, the model with its weights,
+    # the space against the model, the data, the machine's resources, the cluster's address, the study file.
+    check_output_dir(config.out.resolve(), "--out")
+    if config.storage is None:
+        check_study_file(config.out.resolve() / "study.db")
+    check_weights(resolve_model_dir(config.model))
     space = config.space or load_space("cuda" if config.target.device == "cuda" else "cpu")
     info = model_info(config.model)
     task = model_task(config.model, config.task_options())
     check_space(space, info, config.target.device)
     for spec in (config.dev, config.train):
         load_corpus(spec)  # unreadable data fails now, not in every trial
+    check_local(config)
     if config.address:
         check_address(config.address)
     make_sampler(config.sampler, config.seed)
@@ -161,14 +177,25 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
         f"space {space.name}, sampler {config.sampler}, target {config.target.device} "
         f"({config.target.threads} thread(s))" + (f", task {task.describe()}" if task.to_dict() else "")
     )
-    Driver(dataclasses.replace(config, out=out), space, info, study, progress, task).run()
+    try:
+        Driver(dataclasses.replace(config, out=out), space, info, study, progress, task).run()
+    except RunFailed:
+        finish(study, out)  # what was measured stays readable: the tables and report say where it stopped
+        raise
     progress.log("writing the tables, plots and report")
     return finish(study, out)
 
 
 def finish(study: optuna.Study, out: Path, rule: str | None = None) -> SearchResult:
     """Tables, plots and report from one view of the study; the selected trial exported to out/best. `rule`
-    overrides the selection the search was run with (its recorded settings)."""
+    overrides the selection the search was run with (its recorded settings). Written into a staging directory and
+    moved into place file by file: a full disk or a second search finishing at the same moment never leaves a
+    half-written table."""
+    import os
+    import shutil
+
+    from autocompress.engine.study import alive
+    from autocompress.engine.worker import FAULTS_ENV
     from autocompress.report.bundle import export_trial
     from autocompress.report.html import write_html
     from autocompress.report.plots import write_plots
@@ -176,15 +203,28 @@ def finish(study: optuna.Study, out: Path, rule: str | None = None) -> SearchRes
     from autocompress.report.view import study_view
 
     view = study_view(study, rule)
-    write_tables(view, out)
-    plots = write_plots(view, out)
-    exported = export_trial(view, view.selected, out / "best", view.rule) if view.selected is not None else None
-    report = write_html(view, out, plots)
+    for stale in out.glob(".outputs-*"):  # left by a process killed while writing
+        if not alive(int(stale.name.rsplit("-", 1)[1])):
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = out / f".outputs-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        write_tables(view, staging)
+        plots = write_plots(view, staging)
+        write_html(view, staging, plots)
+        exported = export_trial(view, view.selected, out / "best", view.rule) if view.selected is not None else None
+        if "outputs:exit" in os.environ.get(FAULTS_ENV, ""):  # the fault tests: killed while writing the outputs
+            os._exit(17)
+        for file in sorted(staging.iterdir()):
+            os.replace(file, out / file.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     outputs = {
         "trials": str(out / "trials.csv"),
         "pareto": str(out / "pareto.csv"),
         "pareto_json": str(out / "pareto.json"),
-        "report": str(report),
+        "report": str(out / "report.html"),
         **{name: str(out / file) for name, file in plots.items() if file.endswith(".png")},
     }
     return SearchResult(view, out, exported, outputs)

@@ -7,10 +7,13 @@ ask → define-by-run recipe → (already measured? tell the same values; being 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,9 @@ from autocompress.engine.config import SearchConfig
 from autocompress.engine.executor import Finished, RayExecutor
 from autocompress.engine.progress import Progress
 from autocompress.engine.stop import StopRequested, StopSignals
-from autocompress.engine.study import CONSTRAINT, is_measured, pareto_ranks, recover_cut_off
+from autocompress.engine.study import CONSTRAINT, alive, is_measured, make_sampler, pareto_ranks, recover_cut_off
 from autocompress.engine.worker import TrialJob
-from autocompress.errors import UserInputError
+from autocompress.errors import RunFailed, UserInputError
 from autocompress.recipe import Recipe
 from autocompress.space import SearchSpace, at_rung, start_params, suggest_recipe
 from autocompress.task import Task
@@ -47,11 +50,9 @@ class ModelInfo:
 
 def model_info(spec: str) -> ModelInfo:
     """What the space needs from the teacher, read from its config (the weights stay unloaded in the driver)."""
-    from transformers import AutoConfig
+    from autocompress.model.load import read_config, resolve_model_dir
 
-    from autocompress.model.load import resolve_model_dir
-
-    config = AutoConfig.from_pretrained(resolve_model_dir(spec))
+    config = read_config(resolve_model_dir(spec))
     encoder = getattr(config, "encoder_layers", None) or config.num_layers
     decoder = getattr(config, "decoder_layers", None) or getattr(config, "num_decoder_layers", None) or encoder
     return ModelInfo(config.model_type, {"encoder": int(encoder), "decoder": int(decoder)})
@@ -76,6 +77,8 @@ class Driver:
     executor: RayExecutor | None = None
     started: float = field(default_factory=time.monotonic)
     waiting: dict[str, list[int]] = field(default_factory=dict)  # recipe id being measured → trials waiting on it
+    elsewhere: dict[int, int] = field(default_factory=dict)  # trial → another driver's trial measuring its recipe
+    reseeded: bool = False
     trials: dict[int, optuna.Trial] = field(default_factory=dict)
     failed_in_a_row: int = 0
     duplicates_in_a_row: int = 0
@@ -149,9 +152,14 @@ class Driver:
             self.progress.log(f"  {name}: {state}")
 
     def _baseline(self) -> None:
-        """The teacher measured in the same harness (fp32 ONNX): the point the constraints and ratios refer to."""
-        if "baseline" in self.study.user_attrs:
-            return
+        """The teacher measured in the same harness (fp32 ONNX): the point the constraints and ratios refer to.
+        Measured once per study: a second driver started beside the first waits for its baseline (a file lock in
+        the shared output directory) and takes it."""
+        with _file_lock(self.config.out / ".baseline.lock", self.stop.check):
+            if "baseline" not in self.study.user_attrs:
+                self._measure_baseline()
+
+    def _measure_baseline(self) -> None:
         assert self.executor is not None
         self.progress.log("measuring the teacher (fp32 ONNX) as the baseline")
         recipe = baseline_recipe(self.config.seed, self.task)
@@ -159,10 +167,13 @@ class Driver:
         done: list[Finished] = []
         while not done:
             self.stop.check()
-            done = self.executor.collect(1.0, self.config.trial_timeout)
+            # No --trial-timeout here: it is meant to cut a recipe that runs long, and every ratio rests on this one.
+            done = self.executor.collect(1.0, None)
         finished = done[0]
         if finished.outcome is None:
-            raise RuntimeError(f"the teacher's baseline measurement failed: {finished.reason}\n{finished.detail or ''}")
+            log = self.config.out / "failure.log"
+            log.write_text(f"the teacher's baseline measurement failed: {finished.reason}\n\n{finished.detail or ''}")
+            raise RunFailed(f"the teacher's baseline measurement failed ({finished.reason}); details in {log}")
         self.study.set_user_attr("baseline", _attrs(recipe, finished))
         self.progress.log("baseline: " + _describe(finished.outcome.values))
 
@@ -178,9 +189,10 @@ class Driver:
         budget, workers = self.config.budget, self.config.workers
         while True:
             self.stop.check()
-            running, completed = len(self.executor.running), self.completed()
+            self._check_elsewhere()
+            running, completed = len(self.executor.running) + len(self.elsewhere), self.completed()
             spent = budget.spent(completed, self.started)
-            room = budget.trials is None or completed + running < budget.trials
+            room = budget.trials is None or completed + self.in_flight() < budget.trials
             exhausted = self.duplicates_in_a_row >= EXHAUSTED_AFTER
             if not spent and room and not exhausted and running < workers and self.failed_in_a_row < 3 * workers + 5:
                 self._ask_and_submit()
@@ -194,8 +206,18 @@ class Driver:
             for finished in self.executor.collect(1.0, self.config.trial_timeout):
                 self._tell(finished)
             self.progress.update(self.study, running=len(self.executor.running))
-        if self.failed_in_a_row >= 3 * workers + 5:
-            raise RuntimeError(f"the last {self.failed_in_a_row} trials failed; see fail_reason in trials.csv")
+        if self.failed_in_a_row >= 3 * workers + 5 or (self.failed_in_a_row and not self.completed()):
+            failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            raise RunFailed(
+                f"stopped: the last {self.failed_in_a_row} trials failed"
+                + (" and no trial was measured" if not self.completed() else "")
+                + f" (the latest: {_reason(failed[-1]) if failed else '?'}); every trial's reason is in "
+                f"{self.config.out / 'trials.csv'} (fail_reason)"
+            )
+
+    def in_flight(self) -> int:
+        """Recipes being measured now, by this driver or another one on the same study (the budget is the study's)."""
+        return _occupied(self.study.get_trials(deepcopy=False)) - self.completed()
 
     def _ask_and_submit(self) -> None:
         assert self.executor is not None
@@ -206,6 +228,12 @@ class Driver:
         trial = self.study.ask()
         self.trials[trial.number] = trial
         trial.set_user_attr("driver", {"host": socket.gethostname(), "pid": os.getpid()})
+        if not self.reseeded:
+            # The sampler's random stream starts from the seed plus this driver's first trial number: a search run
+            # alone from scratch is the seed's, and a resumed search or a second driver on the same study does not
+            # replay the suggestions already made.
+            self.study.sampler = make_sampler(self.config.sampler, self.config.seed + trial.number)
+            self.reseeded = True
         recipe = suggest_recipe(
             trial,
             self.space,
@@ -218,19 +246,73 @@ class Driver:
         recipe = at_rung(recipe, self.space.fidelity, trial.user_attrs.get("rung", 0))
         trial.set_user_attr("recipe_id", recipe.id)
         trial.set_user_attr("recipe", recipe.to_dict())
-        measured = self._measured(recipe.id)
-        repeated = measured is not None or recipe.id == self.baseline["recipe_id"]
+        measured, failed = self._measured(recipe.id), self._failed(recipe.id)
+        repeated = measured is not None or failed is not None or recipe.id == self.baseline["recipe_id"]
         self.duplicates_in_a_row = self.duplicates_in_a_row + 1 if repeated else 0
+        claimed = self._claimed_elsewhere(recipe.id, trial.number)
         if recipe.id == self.baseline["recipe_id"]:
             self._tell_baseline(trial)
         elif measured is not None:
             self._tell_duplicate(trial, measured)
+        elif failed is not None:  # the same error again: recorded, not re-run
+            self._tell_failed(trial.number, f"same recipe as trial {failed.number}, which failed: {_reason(failed)}")
         elif recipe.id in self.waiting:
             self.waiting[recipe.id].append(trial.number)
+        elif claimed is not None:  # another driver on this study measures it: wait for its trial
+            self.elsewhere[trial.number] = claimed
+        elif self._over_budget(trial.number):
+            self._tell_skipped(trial.number)
         else:
             self.waiting[recipe.id] = []
             self.executor.submit(self.job(trial.number, recipe))
         self.progress.update(self.study, running=len(self.executor.running))
+
+    def _claimed_elsewhere(self, recipe_id: str, number: int) -> int | None:
+        """An earlier RUNNING trial of another driver with the same recipe: the recipe id is set on a trial before it
+        is submitted, so of two drivers that drew the same recipe, the later trial sees the earlier and waits."""
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number < number and t.number not in self.trials and t.user_attrs.get("recipe_id") == recipe_id:
+                if "duplicate_of" not in t.user_attrs and t.number not in self.elsewhere.values():
+                    return t.number
+        return None
+
+    def _over_budget(self, number: int) -> bool:
+        """Whether trials asked before this one (by any driver) already fill a trial budget: two drivers that
+        checked the room at the same moment do not both measure the last trial."""
+        budget = self.config.budget.trials
+        earlier = [t for t in self.study.get_trials(deepcopy=False) if t.number < number]
+        return budget is not None and _occupied(earlier) >= budget
+
+    def _tell_skipped(self, number: int) -> None:
+        trial = self.trials.pop(number)
+        trial.set_user_attr("skipped", "the trial budget was filled by trials asked before it (another driver)")
+        self.study.tell(trial, state=TrialState.PRUNED)
+
+    def _check_elsewhere(self) -> None:
+        """Trials waiting on another driver's measurement: take its values when it completes; measure the recipe
+        here when that trial was cut off or its driver on this machine is gone; record its failure otherwise."""
+        assert self.executor is not None
+        for number, other in list(self.elsewhere.items()):
+            theirs = self.study.trials[other]
+            if theirs.state == TrialState.RUNNING and not _driver_gone(theirs):
+                continue
+            del self.elsewhere[number]
+            if theirs.state == TrialState.COMPLETE:
+                self._tell_duplicate(self.trials[number], theirs)
+            elif theirs.state == TrialState.FAIL and "traceback" in theirs.user_attrs:
+                self._tell_failed(number, f"same recipe as trial {other}, which failed: {_reason(theirs)}")
+            else:
+                recipe = Recipe.from_dict(self.trials[number].user_attrs["recipe"])
+                self.waiting.setdefault(recipe.id, [])
+                self.executor.submit(self.job(number, recipe))
+
+    def _failed(self, recipe_id: str) -> optuna.trial.FrozenTrial | None:
+        """A trial of this recipe whose worker raised: the same recipe raises again (a timeout, a crash, a cut-off
+        or a stop may not, so those are run again)."""
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if t.user_attrs.get("recipe_id") == recipe_id and "traceback" in t.user_attrs:
+                return t
+        return None
 
     def _promotion(self) -> optuna.trial.FrozenTrial | None:
         """Asynchronous successive halving over the rungs: of the students measured at a rung, the best 1/eta (by
@@ -343,6 +425,44 @@ def _attrs(recipe: Recipe, finished: Finished) -> dict[str, Any]:
         "metrics": json.loads(json.dumps(outcome.metrics, default=str)),
         "worker": outcome.worker,
     }
+
+
+def _occupied(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Measured recipes plus recipes being measured (twins waiting on one another count once)."""
+    measured = {t.user_attrs.get("recipe_id") for t in trials if is_measured(t)}
+    running = {
+        t.user_attrs["recipe_id"]
+        for t in trials
+        if t.state == TrialState.RUNNING and "recipe_id" in t.user_attrs and "duplicate_of" not in t.user_attrs
+    }
+    return sum(1 for t in trials if is_measured(t)) + len(running - measured)
+
+
+def _reason(trial: optuna.trial.FrozenTrial) -> str:
+    return str(trial.user_attrs.get("fail_reason", "failed"))
+
+
+def _driver_gone(trial: optuna.trial.FrozenTrial) -> bool:
+    """The trial's driver ran on this machine and its process is gone (another machine's cannot be seen)."""
+    driver = trial.user_attrs.get("driver", {})
+    return driver.get("host") == socket.gethostname() and not alive(driver.get("pid"))
+
+
+@contextmanager
+def _file_lock(path: Path, waiting: Callable[[], None]) -> Iterator[None]:
+    """An exclusive lock on a file, polled so that `waiting()` (the stop check) runs while another process holds it."""
+    with open(path, "a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waiting()
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _trains(recipe: dict[str, Any]) -> bool:

@@ -121,7 +121,7 @@ def recover_cut_off(study: optuna.Study) -> list[int]:
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         driver = trial.user_attrs.get("driver", {})
-        if driver.get("host") == socket.gethostname() and _alive(driver.get("pid")):
+        if driver.get("host") == socket.gethostname() and alive(driver.get("pid")):
             continue  # another search process on this machine is running it
         optuna.trial.Trial(study, trial._trial_id).set_user_attr("fail_reason", CUT_OFF)
         study.tell(trial.number, state=TrialState.FAIL)
@@ -131,7 +131,7 @@ def recover_cut_off(study: optuna.Study) -> list[int]:
     return recovered
 
 
-def _alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:

@@ -4,7 +4,9 @@ numeric format), built in a staging directory and moved into place whole.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +46,8 @@ def build_artifact(
     """Write the artifact to out_dir (replaced if present). onnx_fp32() gives the student's fp32 ONNX export, which
     onnxruntime artifacts start from (made on first call: CTranslate2 artifacts never need it). ctx, the teacher's
     pass context, is given to the artifact passes that read teacher artifacts (the shortlist)."""
-    staging = out_dir.with_name(out_dir.name + ".building")
+    # Per process: two searches on one study (or a retried Ray task beside a stale one) never share a staging area.
+    staging = out_dir.with_name(f"{out_dir.name}.building-{socket.gethostname()}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     build = ArtifactBuild(student, tokenizer, recipe, staging, onnx_fp32, calibration)
     with background_work():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,11 @@ class Manifest:
         return str(self.precision.get("dtype", "fp32"))
 
     def write(self, directory: Path) -> Path:
+        """Written whole or not at all (a temporary file renamed over it): a reader never sees half a manifest."""
         path = Path(directory) / MANIFEST_FILE
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2))
+        staging = path.with_name(f".{MANIFEST_FILE}.{os.getpid()}")
+        staging.write_text(json.dumps(dataclasses.asdict(self), indent=2))
+        os.replace(staging, path)
         return path
 
     @classmethod

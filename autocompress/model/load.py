@@ -9,6 +9,7 @@ from typing import Any
 
 from autocompress.errors import UserInputError
 from autocompress.export.manifest import is_artifact as artifact_manifest_exists
+from autocompress.inputs import check_weights
 from autocompress.model.tokenizer import load_tokenizer
 from autocompress.task import Task, bind, resolve_task
 
@@ -55,6 +56,8 @@ def resolve_model_dir(spec: str) -> Path:
         raise UserInputError(f"{path} has no config.json: give a directory written by save_pretrained") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserInputError(f"{config_file} cannot be read ({type(err).__name__}): re-save the model") from None
+    if not isinstance(config, dict):
+        raise UserInputError(f"{config_file} is not a JSON object of settings: re-save the model with save_pretrained")
     if not config.get("is_encoder_decoder", False):
         kind = config.get("model_type", "unknown")
         raise UserInputError(
@@ -68,15 +71,32 @@ def resolve_model_dir(spec: str) -> Path:
 
 def model_task(spec: str, options: Task | dict[str, Any] | None = None) -> Task:
     """The model's task (autocompress.task) without loading its weights: the driver's view."""
-    from transformers import AutoConfig, GenerationConfig
+    from transformers import GenerationConfig
 
     path = resolve_model_dir(spec)
-    config = AutoConfig.from_pretrained(path)
+    config = read_config(path)
     try:
         generation = GenerationConfig.from_pretrained(path)
     except OSError:  # no generation_config.json: the config holds the generation settings
         generation = None
     return _resolve(config, generation, load_tokenizer(path), options)
+
+
+def read_config(path: Path) -> Any:
+    """The model's transformers config; a model_type this transformers does not know is one line."""
+    import transformers
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (ValueError, KeyError, OSError, TypeError) as err:
+        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+        if model_type is not None:
+            raise UserInputError(
+                f"{path}: model_type {model_type!r} is not one transformers {transformers.__version__} knows "
+                "(a newer transformers may, or config.json is wrong): fix config.json or upgrade transformers"
+            ) from None
+        raise UserInputError(f"{path}/config.json is not a model config ({_first_line(err)}): re-save it") from None
 
 
 def _resolve(config: Any, generation: Any, tokenizer: Any, options: Task | dict[str, Any] | None) -> Task:
@@ -92,6 +112,7 @@ def load_model(spec: str, dtype: str = "float32", task: Task | dict[str, Any] | 
     from autocompress.model.student import STRUCTURE_FILE, load_student
 
     path = resolve_model_dir(spec)
+    check_weights(path)
     tokenizer = load_tokenizer(path)
     try:
         if (path / STRUCTURE_FILE).exists():  # a pruned student: its shapes are not all in its config
