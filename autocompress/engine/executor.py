@@ -7,11 +7,14 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from autocompress.engine.resources import check_cluster
 from autocompress.engine.worker import FAULTS_ENV, TRIAL_CORES_ENV, TrialJob, TrialOutcome, run_prepare, run_trial
 from autocompress.errors import UserInputError
 
+RAY_TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where `ray get-auth-token --generate` writes it
 PASSED_ENV = ("OMP_WAIT_POLICY", FAULTS_ENV, "AUTOCOMPRESS_CACHE", "AUTOCOMPRESS_LOCK_DIR")
 
 
@@ -31,23 +34,51 @@ class Finished:
 
 
 def check_address(address: str) -> None:
-    """Fail fast, with the fix, when --address names no reachable Ray cluster (ray.init would wait a long time)."""
+    """Fail fast, with the fix, when --address names no reachable Ray cluster (ray.init would wait a long time, or
+    for ever on a port that is open but not Ray's)."""
     if address == "auto":
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
+    fix = "start one with `ray start --head` and pass its address (host:6379), or leave out --address for a local Ray"
     try:
-        socket.create_connection((host, int(port)), timeout=3).close()
+        with socket.create_connection((host, int(port)), timeout=3) as connection:
+            speaks_grpc = _answers_http2(connection)
     except (OSError, ValueError):
-        raise UserInputError(
-            f"no Ray cluster answers at {address}: start one with `ray start --head` and pass its address "
-            "(host:6379), or leave out --address for a local Ray"
-        ) from None
+        raise UserInputError(f"no Ray cluster answers at {address}: {fix}") from None
+    if not speaks_grpc:
+        raise UserInputError(f"{address} answers, but not as Ray (no gRPC there): {fix}")
+
+
+def _answers_http2(connection: socket.socket) -> bool:
+    """Whether the server speaks HTTP/2, as Ray's GCS (gRPC) does: its connection preface is a SETTINGS frame."""
+    connection.settimeout(3)
+    connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    header = b""
+    while len(header) < 9:
+        chunk = connection.recv(9 - len(header))
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == 0x04  # frame type SETTINGS
+
+
+def use_cluster_auth() -> None:
+    """`ray start --head` turns token authentication on when a token exists (~/.ray/auth_token, RAY_AUTH_TOKEN or
+    RAY_AUTH_TOKEN_PATH) and RAY_AUTH_MODE is unset; a driver joining it must then send the token, which Ray does only
+    with RAY_AUTH_MODE=token. Set before Ray is imported (it reads its configuration once); an explicit
+    RAY_AUTH_MODE is kept."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or RAY_TOKEN_FILE.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 class RayExecutor:
     def __init__(
         self, address: str | None, cpus_per_trial: float, gpus_per_trial: float, measured: tuple[int, ...] = ()
     ) -> None:
+        if address:
+            use_cluster_auth()
         import ray
 
         self.ray = ray
@@ -56,6 +87,11 @@ class RayExecutor:
         if address:
             check_address(address)
             ray.init(address=address, runtime_env={"env_vars": env}, logging_level="ERROR", log_to_driver=False)
+            try:
+                check_cluster(ray.cluster_resources(), cpus_per_trial, gpus_per_trial, address)
+            except UserInputError:
+                ray.shutdown()
+                raise
         else:
             # Ray's daemons (and this driver, which polls the study) keep off the measured cores, so nothing of the
             # search runs beside a timing: they inherit this process's affinity at start. Trials start with it too
