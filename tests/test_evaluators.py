@@ -33,9 +33,43 @@ def test_quality_is_sacrebleu_on_the_artifact_with_decoding_pinned(artifact: Pat
     corpus = ParallelCorpus("tiny", SOURCES, REFERENCES)
     found = artifact_quality(OnnxSeq2Seq(artifact, threads=1), corpus, TARGET)
     assert found["bleu"].signature.startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
-    assert "beam:1|max_len:6|batch:32|data:tiny|n:4" in found["bleu"].signature
+    assert "beam:1|max_len:6|batch:32|order:longest-first|data:tiny|n:4" in found["bleu"].signature
     assert found["chrf"].signature.startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:")
     assert 0 <= found["bleu"].value <= 100
+
+
+def test_dynamically_quantized_onnx_is_scored_at_the_deployed_batch(artifact: Path, tmp_path: Path) -> None:
+    """Its activation scales span the batch: scored one sentence at a time (the target's first batch size), the
+    score is the one a batch-1 deployment gets, and the signature says so."""
+    from autocompress.passes.precision import apply_artifact
+    from autocompress.recipe import PassConfig
+
+    apply_artifact(artifact, tmp_path / "int8", PassConfig.make("precision", {"dtype": "int8"}))
+    runtime = OnnxSeq2Seq(tmp_path / "int8", threads=1)
+    found = artifact_quality(runtime, ParallelCorpus("tiny", SOURCES, REFERENCES), TARGET)
+    assert "|batch:1|data:tiny" in found["bleu"].signature
+    one_by_one = [runtime.translate([s], batch_size=1, max_length=6)[0] for s in SOURCES]
+    from autocompress.evaluate.bleu import score_translations
+
+    assert found["bleu"].value == round(score_translations(one_by_one, list(REFERENCES))[0].score, 2)
+
+
+def test_a_disturbed_timing_is_retaken_and_recorded(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timing whose repeats scatter, or whose fixed-work probe moved, is taken again; every attempt is kept. The
+    disturbance is injected at the probe (the machine slowed down during the first attempt)."""
+    from autocompress.evaluate import latency
+
+    found = latency.measure_latency(artifact, SOURCES, TARGET, forced_new_tokens=5)["latency_p50_ms"].details
+    assert 1 <= len(found["attempts"]) <= latency.RETAKES + 1
+    assert {"cv", "probe_before_ms", "probe_after_ms"} <= set(found["attempts"][0])
+    assert latency.disturbed({"cv": 0.4, "probe_before_ms": 1.0, "probe_after_ms": 1.0})
+    assert latency.disturbed({"cv": 0.01, "probe_before_ms": 1.0, "probe_after_ms": 1.6})
+    assert not latency.disturbed({"cv": 0.03, "probe_before_ms": 1.0, "probe_after_ms": 1.05})
+    readings = iter([1.0, 2.0] + [1.0] * 10)
+    monkeypatch.setattr(latency, "probe_ms", lambda: next(readings))
+    monkeypatch.setattr(latency, "CV_LIMIT", 10.0)  # only the probe decides here
+    retaken = latency.measure_latency(artifact, SOURCES, TARGET, forced_new_tokens=5)["latency_p50_ms"].details
+    assert [a["probe_after_ms"] for a in retaken["attempts"]] == [2.0, 1.0] and not retaken["disturbed"]
 
 
 def test_latency_reports_percentiles_and_throughput_with_settings(artifact: Path) -> None:

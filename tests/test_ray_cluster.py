@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -80,8 +81,12 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     (home / ".ray" / "auth_token").write_text("a" * 32)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"HOME": str(home)}
     port = _free_port()
+    # Its own temp dir, so that the `ray_current_cluster` file it writes does not point other Ray users of the machine
+    # at it (short: Ray's socket paths must stay under 108 characters).
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    command = ["ray", "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
     head = subprocess.Popen(
-        ["ray", "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"],
+        [*command, f"--temp-dir={temp}"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -105,6 +110,7 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         head.wait(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(head.pid, signal.SIGKILL)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_the_readme_cluster_recipe_runs_with_token_auth(

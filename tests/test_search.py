@@ -46,6 +46,13 @@ def test_search_with_two_workers_leaves_every_output(setup: dict[str, Any], tmp_
         assert (out / name).stat().st_size > 0, name
     assert {"recipe.json", "metrics.json", "README.md", "artifact.json"} <= {p.name for p in (out / "best").iterdir()}
     assert result.study.user_attrs["baseline"]["values"]["latency_p50_ms"] > 0
+    retimed = result.study.user_attrs["retimed"]  # the teacher timed again beside the selected model, interleaved
+    assert retimed["trial"] == result.selected.number and retimed["rounds"] == 3
+    assert retimed["teacher"]["latency_p50_ms"] > 0 and retimed["model"]["latency_p50_ms"] > 0
+    rows = {row["measure"]: row for row in result.summary()["selected"]["comparison"]}
+    latency = next(row for title, row in rows.items() if title.startswith("p50"))
+    assert latency["retimed"] and latency["teacher"] == retimed["teacher"]["latency_p50_ms"]
+    assert "timed again side by side" in (out / "best" / "README.md").read_text()
     html = (out / "report.html").read_text()
     assert html.count("<img") >= 4 and "data:image/png;base64," in html
     measured = [t for t in result.study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]

@@ -141,6 +141,10 @@ def _final_table(summary: dict[str, Any]) -> str:
     lines.append(f"{'':{width}} {'teacher':>10} {'selected':>10} {'change':>12}")
     for row in selected["comparison"]:
         lines.append(f"{row['measure']:{width}} {row['teacher']:>10.4g} {row['model']:>10.4g} {row['change']:>12}")
+    if any(row.get("retimed") for row in selected["comparison"]):
+        from autocompress.report.view import RETIMED_NOTE
+
+        lines.append(RETIMED_NOTE)
     lines.append(f"report: {summary['outputs']['report']}  (trials.csv, pareto.csv, pareto.json, plots beside it)")
     return "\n".join(lines)
 

@@ -73,7 +73,7 @@ class SearchResult:
                 "trial": view.selected.number,
                 "recipe_id": view.selected.user_attrs["recipe_id"],
                 "values": values,
-                "comparison": comparison(view, values),
+                "comparison": comparison(view, view.selected),
             }
         return {
             "study": view.name,

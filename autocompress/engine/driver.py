@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -25,7 +26,15 @@ from autocompress.engine.config import SearchConfig
 from autocompress.engine.executor import Finished, RayExecutor
 from autocompress.engine.progress import Progress
 from autocompress.engine.stop import StopRequested, StopSignals
-from autocompress.engine.study import CONSTRAINT, alive, is_measured, make_sampler, pareto_ranks, recover_cut_off
+from autocompress.engine.study import (
+    CONSTRAINT,
+    RETIMED,
+    alive,
+    is_measured,
+    make_sampler,
+    pareto_ranks,
+    recover_cut_off,
+)
 from autocompress.engine.worker import TrialJob
 from autocompress.errors import RunFailed, UserInputError
 from autocompress.recipe import Recipe
@@ -38,6 +47,7 @@ def baseline_recipe(seed: int, task: Task | None = None) -> Recipe:
     return Recipe.make([("precision", {"runtime": "onnxruntime", "dtype": "fp32"})], seed=seed, task=task)
 
 
+RETIME_ROUNDS = 3  # rounds of the final side-by-side timing of the teacher and the selected model
 EXHAUSTED_AFTER = 30  # suggestions in a row that repeat measured recipes: the sampler has nothing new to offer
 STOPPED = "stopped by the user (Ctrl-C); it is run again when the search resumes"
 
@@ -101,6 +111,7 @@ class Driver:
                     self._prepare()
                     self._baseline()
                     self._loop()
+                    self._retime_selected()
                 except StopRequested:
                     self.progress.log("Ctrl-C: stopping; finished trials are kept")
                     self.executor.cancel_all(STOPPED)
@@ -176,6 +187,26 @@ class Driver:
             raise RunFailed(f"the teacher's baseline measurement failed ({finished.reason}); details in {log}")
         self.study.set_user_attr("baseline", _attrs(recipe, finished))
         self.progress.log("baseline: " + _describe(finished.outcome.values))
+
+    def _retime_selected(self) -> None:
+        """The teacher timed again beside the model the search selects, interleaved (RETIME_ROUNDS rounds, ABBA): the
+        ratios printed at the end rest on readings taken side by side, not on the baseline's one early reading."""
+        from autocompress.report.view import study_view
+
+        assert self.executor is not None
+        selected = study_view(self.study).selected
+        if selected is None:
+            return
+        self.progress.log(
+            f"timing the teacher again beside trial {selected.number} ({RETIME_ROUNDS} rounds, interleaved)"
+        )
+        artifacts = [self.baseline["artifact"], selected.user_attrs["artifact"]]
+        job = self.job(-3, baseline_recipe(self.config.seed, self.task))
+        rounds = self.executor.compare(job, artifacts, RETIME_ROUNDS, self.stop.check)
+        teacher, model = (_medians(rounds[artifact]) for artifact in artifacts)
+        self.study.set_user_attr(
+            RETIMED, {"trial": selected.number, "rounds": RETIME_ROUNDS, "teacher": teacher, "model": model}
+        )
 
     @property
     def baseline(self) -> dict[str, Any]:
@@ -359,6 +390,12 @@ class Driver:
         self._constrain(trial, finished.outcome.values)
         self.study.tell(trial, self.values(finished.outcome.values))
         self.progress.log(f"trial {number}: " + _describe(finished.outcome.values))
+        timing = finished.outcome.measurements.get("latency_p50_ms", {}).get("details", {})
+        if timing.get("disturbed"):
+            self.progress.log(
+                f"trial {number}: warning: its timing stayed disturbed after {len(timing['attempts'])} attempts "
+                f"(per-sentence spread {timing['per_sentence_cv']:.2f}): another process loads the machine"
+            )
         measured = self.study.trials[number]
         for waiter in waiters:
             self._tell_duplicate(self.trials.pop(waiter), measured)
@@ -425,6 +462,10 @@ def _attrs(recipe: Recipe, finished: Finished) -> dict[str, Any]:
         "metrics": json.loads(json.dumps(outcome.metrics, default=str)),
         "worker": outcome.worker,
     }
+
+
+def _medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {key: round(float(np.median([r[key] for r in rounds])), 3) for key in rounds[0]}
 
 
 def _occupied(trials: list[optuna.trial.FrozenTrial]) -> int:

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from autocompress.engine.resources import check_cluster
-from autocompress.engine.worker import FAULTS_ENV, TRIAL_CORES_ENV, TrialJob, TrialOutcome, run_prepare, run_trial
+from autocompress.engine.worker import (
+    FAULTS_ENV,
+    TRIAL_CORES_ENV,
+    TrialJob,
+    TrialOutcome,
+    run_comparison,
+    run_prepare,
+    run_trial,
+)
 from autocompress.errors import UserInputError
 
 RAY_TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where `ray get-auth-token --generate` writes it
@@ -101,7 +109,10 @@ class RayExecutor:
                 os.environ[TRIAL_CORES_ENV] = ",".join(map(str, sorted(self.own_cores)))
                 os.sched_setaffinity(0, others)
             # Local workers inherit this environment (OMP_WAIT_POLICY=PASSIVE included).
+            # "local": a new Ray of this search's own, never one that `ray start` left on the machine (ray.init()
+            # with no address joins the cluster named in /tmp/ray/ray_current_cluster, or RAY_ADDRESS).
             ray.init(
+                address="local",
                 num_cpus=os.cpu_count(),
                 include_dashboard=False,
                 logging_level="ERROR",
@@ -116,6 +127,14 @@ class RayExecutor:
         """Run the teacher's preparation (run_prepare) with the whole machine, checking `stop()` every second."""
         task = self.ray.remote(run_prepare).options(name="prepare", num_cpus=self.ray.available_resources()["CPU"])
         ref = task.remote(job, artifacts)
+        while not self.ray.wait([ref], timeout=1.0)[0]:
+            stop()
+        return self.ray.get(ref)
+
+    def compare(self, job: TrialJob, artifacts: list[str], rounds: int, stop: Any) -> dict[str, list[dict]]:
+        """Time artifacts side by side on the target (run_comparison), with a trial's resources."""
+        task = self.ray.remote(run_comparison).options(name="compare", **self.resources)
+        ref = task.remote(job, artifacts, rounds)
         while not self.ray.wait([ref], timeout=1.0)[0]:
             stop()
         return self.ray.get(ref)

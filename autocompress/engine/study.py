@@ -24,6 +24,7 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 # random search's 60-trial hypervolume in 25 trials; NSGA-II and GP had not reached it at 60.
 DEFAULT_SAMPLER = "tpe"
 CONSTRAINT = "bleu_drop"  # Optuna's trial constraint: ≤ 0 where BLEU is within --max-bleu-drop of the teacher
+RETIMED = "retimed"  # study attribute: the teacher and the selected model timed again side by side at the end
 CUT_OFF = "cut off: the search process stopped while this trial ran; it is run again"
 
 

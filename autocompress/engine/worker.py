@@ -188,6 +188,24 @@ def run_prepare(job: TrialJob, artifacts: tuple[str, ...]) -> dict[str, dict[str
     return prepare(ctx, artifacts, ElasticSettings.from_dict(job.elastic) if job.elastic else None)
 
 
+def run_comparison(job: TrialJob, artifacts: list[str], rounds: int) -> dict[str, list[dict[str, float]]]:
+    """Time the artifacts side by side: `rounds` rounds in ABBA order (the first artifact first, then last), each a
+    whole latency measurement on the target; artifact → its values, round by round."""
+    from autocompress.data import load_corpus
+    from autocompress.evaluate.latency import measure_latency
+    from autocompress.target import TargetSpec
+
+    use_trial_cores()
+    target = TargetSpec.from_dict(job.target)
+    sentences = list(load_corpus(job.dev).head(job.dev_sentences).sources)
+    found: dict[str, list[dict[str, float]]] = {artifact: [] for artifact in artifacts}
+    for round_ in range(rounds):
+        for artifact in artifacts if round_ % 2 == 0 else artifacts[::-1]:
+            measured = measure_latency(Path(artifact), sentences, target)
+            found[artifact].append({name: m.value for name, m in measured.items()})
+    return found
+
+
 def training_states(study_dir: Path, training: Any) -> tuple[Any, Any]:
     """(the state to continue from, where to save states) for a student trained on the wsd schedule: its states at
     fewer steps, under its lineage (the recipe without the step count), carry over to higher rungs."""

@@ -14,13 +14,13 @@ from optuna.trial import FrozenTrial
 
 from autocompress.errors import UserInputError
 from autocompress.export.manifest import is_artifact
-from autocompress.report.view import StudyView, comparison
+from autocompress.report.view import RETIMED_NOTE, StudyView, comparison
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| measure | teacher | model | change |", "|---|---:|---:|---:|"]
     lines += [f"| {r['measure']} | {r['teacher']:g} | {r['model']:g} | {r['change']} |" for r in rows]
-    return "\n".join(lines)
+    return "\n".join(lines) + (f"\n\n{RETIMED_NOTE}" if any(r.get("retimed") for r in rows) else "")
 
 
 def export_trial(view: StudyView, trial: FrozenTrial, dest: Path, rule: str | None = None) -> Path:
@@ -44,7 +44,7 @@ def export_trial(view: StudyView, trial: FrozenTrial, dest: Path, rule: str | No
 def _write_bundle(view: StudyView, trial: FrozenTrial, source: Path, staging: Path, rule: str | None) -> None:
     _copy_tree(source, staging)
     values = trial.user_attrs["values"]
-    rows = comparison(view, values)
+    rows = comparison(view, trial)
     recipe = {"id": trial.user_attrs["recipe_id"], **trial.user_attrs["recipe"]}
     metrics = {
         "study": view.name,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from autocompress.report.tables import front_rows, trials_frame
-from autocompress.report.view import StudyView, comparison
+from autocompress.report.view import RETIMED_NOTE, StudyView, comparison
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -29,9 +29,11 @@ def write_html(view: StudyView, out: Path, plots: dict[str, str]) -> Path:
     settings, baseline, chosen = view.settings, view.baseline, view.selected
     parts = [f"<h1>autocompress study <code>{html.escape(view.name)}</code></h1>"]
     if chosen is not None:
-        rows = comparison(view, chosen.user_attrs["values"])
+        rows = comparison(view, chosen)
         parts.append(f"<h2>Selected: trial {chosen.number} ({html.escape(view.rule)}, meeting the constraints)</h2>")
-        parts.append(_table(pd.DataFrame(rows)))
+        parts.append(_table(pd.DataFrame(rows).drop(columns=["retimed"])))
+        if any(row["retimed"] for row in rows):
+            parts.append(f"<p class='note'>{html.escape(RETIMED_NOTE)}</p>")
     else:
         parts.append(f"<h2>No trial met the constraints</h2><p>max BLEU drop {view.max_bleu_drop}.</p>")
     parts.append("<h2>Plots</h2>")

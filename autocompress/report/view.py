@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from autocompress.engine.settings import recorded_settings, study_measures
-from autocompress.engine.study import is_feasible, is_measured, pareto_ranks, superseded
+from autocompress.engine.study import RETIMED, is_feasible, is_measured, pareto_ranks, superseded
 from autocompress.errors import UserInputError
 from autocompress.objectives import Measure
 from autocompress.report.select import RULES, select
@@ -81,10 +81,19 @@ def study_view(study: optuna.Study, rule: str | None = None) -> StudyView:
     )
 
 
-def comparison(view: StudyView, values: dict[str, float]) -> list[dict[str, Any]]:
-    """The teacher against a model, every measurement: BLEU/chrF as differences, the rest as the ratio in the
-    better direction."""
-    teacher = view.baseline.get("values", {})
+RETIMED_NOTE = "Timings: the teacher and this model timed again side by side at the end of the search (interleaved)."
+
+
+def comparison(view: StudyView, trial: FrozenTrial) -> list[dict[str, Any]]:
+    """The teacher against a trial's model, every measurement: BLEU/chrF as differences, the rest as the ratio in the
+    better direction. Timings of the model the search selected come from the side-by-side timing taken at the end of
+    the search (both re-timed, interleaved), when there is one for that trial: `retimed` says which rows."""
+    teacher, values = dict(view.baseline.get("values", {})), dict(trial.user_attrs["values"])
+    retimed = view.study.user_attrs.get(RETIMED) or {}
+    side_by_side = retimed.get("trial") == trial.number
+    if side_by_side:
+        teacher |= retimed["teacher"]
+        values |= retimed["model"]
     rows = []
     for measure in view.measures:
         a, b = teacher.get(measure.key), values.get(measure.key)
@@ -97,5 +106,6 @@ def comparison(view: StudyView, values: dict[str, float]) -> list[dict[str, Any]
         else:
             gain = b / a if measure.higher_is_better else a / b  # > 1: the model is better than the teacher
             change = f"{gain:.2f}× better" if gain >= 1 else f"{1 / gain:.2f}× worse"
-        rows.append({"measure": measure.title, "teacher": a, "model": b, "change": change})
+        row = {"measure": measure.title, "teacher": a, "model": b, "change": change}
+        rows.append(row | {"retimed": side_by_side and measure.key in retimed["teacher"]})
     return rows
