@@ -193,6 +193,15 @@ def test_bad_search_input_is_one_line_exit_2_and_nothing_written(
     assert _snapshot(tmp_path) == before, "a refused search wrote or changed files"
 
 
+@pytest.mark.parametrize("command", ["evaluate", "translate"])
+def test_commands_that_load_a_model_refuse_damaged_weights(
+    setup: dict[str, Any], tmp_path: Path, run_main: Callable[..., tuple[int, str]], command: str
+) -> None:
+    model = _model(setup, tmp_path, lambda m: _weights(m).write_bytes(_weights(m).read_bytes()[:3000]))
+    code, err = run_main(command, "--model", model, stdin=b"Jesus wept.\n")
+    assert code == 2 and "is damaged" in err and _one_line(err), err
+
+
 def test_argument_errors_are_one_line(tmp_path: Path) -> None:
     done = cli(["search", "--budjet", "3"])
     assert done.returncode == 2 and _one_line(done.stderr), done.stderr
@@ -317,6 +326,8 @@ def test_trial_after_trial_failing_ends_in_one_line_and_the_baseline_is_not_cut(
     assert study.user_attrs["baseline"]["values"]["bleu"] >= 0
     assert not [t for t in study.trials if t.state.name == "COMPLETE" and t.user_attrs["duplicate_of"] != "baseline"]
     assert "injected failure" in (out / "trials.csv").read_text()
+    ran = [t.user_attrs["recipe_id"] for t in study.trials if "traceback" in t.user_attrs]
+    assert len(ran) == len(set(ran)), "a recipe that raised was run again"
     again = cli(["report", str(out)])
     assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
 
