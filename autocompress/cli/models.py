@@ -97,16 +97,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    lines = read_stdin_lines()
     translator = open_translator(args.model, task_options(args))
+    lines = read_stdin_lines()
     hyps = translator.translate(lines, batch_size=args.batch_size, max_length=args.max_length, beam=args.beam)
     sys.stdout.writelines(h + "\n" for h in hyps)
     return 0
 
 
 def read_stdin_lines() -> list[str]:
-    """stdin as UTF-8 lines, read before the model loads; Windows line ends (CRLF) end a line like LF does."""
-    data = sys.stdin.buffer.read()
+    """stdin as UTF-8 lines; Windows line ends (CRLF) end a line like LF does."""
+    raw = getattr(sys.stdin, "buffer", None)  # a text stream without bytes (an embedding program's) is read as is
+    data = raw.read() if raw is not None else sys.stdin.read().encode("utf-8")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
