@@ -92,9 +92,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=32, help="dev sentences timed")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--counts", default="1,10,100", help="min_count values of the trimmed variants")
-    parser.add_argument(
-        "--shortlists", default="10:100,25:300,25:700,50:2000", help="top_k:frequent of the shortlists"
-    )
+    parser.add_argument("--shortlists", default="10:100,25:300,25:700,50:2000", help="top_k:frequent of the shortlists")
     args = parser.parse_args()
 
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
