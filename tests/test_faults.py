@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -208,15 +209,23 @@ def test_argument_errors_are_one_line(tmp_path: Path) -> None:
     assert "--budjet" in done.stderr and "--help" in done.stderr
 
 
+@contextmanager
+def _tmpfs(place: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at place for the test (root only: the test skips elsewhere)."""
+    place.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(place)], check=False).returncode:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here (needs root)")
+    try:
+        yield place
+    finally:
+        subprocess.run(["umount", str(place)], check=False)
+
+
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A read-only file system (root ignores permission bits, so a mount is the honest read-only place)."""
-    place = tmp_path / "ro"
-    place.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(place)], check=False).returncode:
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    yield place
-    subprocess.run(["umount", str(place)], check=False)
+    with _tmpfs(tmp_path / "ro", "ro,size=1m") as place:
+        yield place
 
 
 def test_an_unwritable_out_is_refused(
@@ -279,12 +288,8 @@ def test_read_commands_never_write(finished: Path, tmp_path: Path) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    place = tmp_path / "small"
-    place.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(place)], check=False).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    yield place
-    subprocess.run(["umount", str(place)], check=False)
+    with _tmpfs(tmp_path / "small", "size=64k") as place:
+        yield place
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(finished: Path, small_disk: Path) -> None:
