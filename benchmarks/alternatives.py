@@ -64,7 +64,11 @@ def kind_of(name: str, path: Path) -> str:
     """The runner each system needs (benchmarks.runtimes.runner keys)."""
     if "PyTorch" in name:
         return "pytorch-fp32"
-    return "ort" if (path / "encoder.onnx").exists() else "ct2"
+    from autocompress.export.manifest import Manifest, is_artifact
+
+    if is_artifact(path):
+        return "ort" if Manifest.read(path).runtime == "onnxruntime" else "ct2"
+    return "ct2"
 
 
 def quality(name: str, path: Path, dev: Any) -> dict[str, float]:

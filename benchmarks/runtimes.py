@@ -96,8 +96,8 @@ def build_systems(model_dir: Path, work: Path, threads: int) -> dict[str, dict]:
 
 
 def _weights_mb(path: Path) -> float:
-    suffixes = (".onnx", ".data", ".bin", ".safetensors")
-    return round(sum(p.stat().st_size for p in Path(path).iterdir() if p.name.endswith(suffixes)) / 2**20, 2)
+    suffixes = (".onnx", ".data", ".bin", ".safetensors", ".npz")
+    return round(sum(p.stat().st_size for p in Path(path).rglob("*") if p.name.endswith(suffixes)) / 2**20, 2)
 
 
 def runner(system: str, path: str, threads: int) -> Callable[[list[str], int | None], int]:

@@ -83,7 +83,7 @@ def runner(runtime: Any, forced: int | None) -> Any:
 
 
 def size_mb(directory: Path) -> float:
-    return round(sum(f.stat().st_size for f in directory.iterdir() if f.suffix in (".onnx", ".bin", ".npz")) / 1e6, 2)
+    return round(sum(f.stat().st_size for f in directory.rglob("*") if f.suffix in (".onnx", ".bin", ".npz")) / 1e6, 2)
 
 
 def main() -> None:

@@ -1,5 +1,9 @@
 """Translate with an autocompress ONNX artifact using only onnxruntime, numpy and the tokenizer: greedy, KV cache.
 
+The artifact is in Optimum's layout: onnx/encoder_model*.onnx, and onnx/decoder_model_merged*.onnx, whose
+`use_cache_branch` input is False at the first step (it computes the cross-attention keys and values, returned as
+present.N.encoder.*) and True afterwards (the past is fed back).
+
     python examples/minimal_onnx_translate.py ARTIFACT_DIR < source.txt > hypotheses.txt
 
 Decodes exactly as autocompress measures BLEU (greedy, batches of 32 by length, max length 128), so sacrebleu on
@@ -22,24 +26,24 @@ options = ort.SessionOptions()
 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 files, structure, prefix = spec["files"], spec["structure"], spec["task"].get("source_prefix", "")
 encoder = ort.InferenceSession(f"{directory}/{files['encoder']}", options, providers=["CPUExecutionProvider"])
-decoder = ort.InferenceSession(f"{directory}/{files['decoder']}", options, providers=["CPUExecutionProvider"])
+decoder = ort.InferenceSession(f"{directory}/{files['decoder_merged']}", options, providers=["CPUExecutionProvider"])
 tokenizer = AutoTokenizer.from_pretrained(directory)
-layers = len(structure["self_heads"])
-wanted = ["logits", *[f"present_{kv}_{i}" for i in range(layers) for kv in ("key", "value")]]  # outputs by name
+outputs = [o.name for o in decoder.get_outputs()]
 
 
 def greedy(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    hidden, *cross = encoder.run(None, {"input_ids": ids, "attention_mask": mask})
-    feed = {"encoder_attention_mask": mask, "encoder_hidden_states": hidden}
-    for i, heads in enumerate(structure["self_heads"]):
-        empty = np.zeros((len(ids), heads, 0, structure["head_dim"]), np.float32)
-        feed[f"past_key_{i}"] = feed[f"past_value_{i}"] = empty
-        feed[f"cross_key_{i}"], feed[f"cross_value_{i}"] = cross[2 * i], cross[2 * i + 1]
+    (hidden,) = encoder.run(None, {"input_ids": ids, "attention_mask": mask})
+    feed = {"encoder_attention_mask": mask, "encoder_hidden_states": hidden, "use_cache_branch": np.array([False])}
+    for i, (own, cross) in enumerate(zip(structure["self_heads"], structure["cross_heads"], strict=True)):
+        for part, heads in (("decoder", own), ("encoder", cross)):  # empty: the first step reads no past
+            empty = np.zeros((len(ids), heads, 0, structure["head_dim"]), np.float32)
+            feed[f"past_key_values.{i}.{part}.key"] = feed[f"past_key_values.{i}.{part}.value"] = empty
     tokens = np.full((len(ids), 1), spec["decoder_start_token_id"], np.int64)
     done, out = np.zeros(len(ids), bool), [tokens]
     for step in range(max_length):
         feed["input_ids"] = tokens
-        logits, *present = decoder.run(wanted, feed)
+        results = dict(zip(outputs, decoder.run(None, feed), strict=True))
+        logits = results["logits"][:, -1]
         logits[:, rules["suppressed_token_ids"]] = -np.inf
         forced = rules["forced_bos_token_id"] if step == 0 else None
         forced = (
@@ -52,8 +56,10 @@ def greedy(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         done |= chosen == spec["eos_token_id"]
         tokens = chosen[:, None].astype(np.int64)
         out.append(tokens)
-        for i in range(layers):
-            feed[f"past_key_{i}"], feed[f"past_value_{i}"] = present[2 * i], present[2 * i + 1]
+        for name, value in results.items():  # the cross ones only from the first step: later they come back empty
+            if name.startswith("present.") and (step == 0 or ".decoder." in name):
+                feed["past_key_values" + name[len("present") :]] = value
+        feed["use_cache_branch"] = np.array([True])
         if done.all():
             break
     return np.concatenate(out, axis=1)

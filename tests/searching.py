@@ -31,7 +31,9 @@ passes:
 
 
 def search_setup(model: Path, work: Path) -> dict[str, Any]:
-    """Train and dev TSVs and the spaces below, written into work."""
+    """Train and dev TSVs and the spaces below, written into work; a card with a licence for the model (an exported
+    model's card inherits it)."""
+    (model / "README.md").write_text("---\nlicense: mit\nlanguage: [en, es]\n---\n# tiny test model\n")
     for name, corpus in (("train", load_demo("train").head(300)), ("dev", load_demo("dev").head(24))):
         rows = (f"{s}\t{r}" for s, r in zip(corpus.sources, corpus.references, strict=True))
         (work / f"{name}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")

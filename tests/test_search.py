@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,8 +54,11 @@ def test_search_with_two_workers_leaves_every_output(setup: dict[str, Any], tmp_
     latency = next(row for title, row in rows.items() if title.startswith("p50"))
     assert latency["retimed"] and latency["teacher"] == retimed["teacher"]["latency_p50_ms"]
     assert "timed again side by side" in (out / "best" / "README.md").read_text()
+    _card_parses(out / "best" / "README.md", result)
+    _tables_name_models(out)
     html = (out / "report.html").read_text()
     assert html.count("<img") >= 4 and "data:image/png;base64," in html
+    _front_is_interactive_offline(out / "report.html", result)
     measured = [t for t in result.study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
     assert len(measured) == 4
     for trial in measured:
@@ -63,6 +67,54 @@ def test_search_with_two_workers_leaves_every_output(setup: dict[str, Any], tmp_
         assert {"student", "artifact", "bleu", "latency", "memory"} <= set(trial.user_attrs["phases"])
     spans = sorted((t.datetime_start, t.datetime_complete) for t in measured)
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), "two workers never overlapped"
+
+
+def _tables_name_models(out: Path) -> None:
+    """Rows say what each model is, and the recipe's values as the recipe holds them (integers as integers)."""
+    import csv
+
+    pareto = list(csv.DictReader((out / "pareto.csv").open()))
+    assert pareto[0]["trial"] == "teacher" and pareto[0]["model"].startswith("teacher")
+    trials = list(csv.DictReader((out / "trials.csv").open()))
+    measured = [row for row in trials if row["state"] == "COMPLETE"]
+    assert all(" fp32" in row["model"] or " int8" in row["model"] for row in measured), measured
+    assert {row["layers.decoder_layers"] for row in measured} <= {"1", "2", ""}, "an integer, not 1.0"
+    assert {row["precision.dtype"] for row in measured} <= {"fp32", "int8"}
+
+
+def _card_parses(card: Path, result: Any) -> None:
+    """The exported card's metadata, read as the Hub reads it: the teacher's licence, languages, metrics."""
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(card).data
+    assert data.license == "mit" and data.language == ["en", "es"] and data.pipeline_tag == "translation"
+    assert data.base_model == result.study.user_attrs["settings"]["model"]
+    assert {"translation", "autocompress", "marian"} <= set(data.tags)
+    bleu = next(r for r in data.eval_results if r.metric_type == "bleu")
+    assert bleu.metric_value == result.selected.user_attrs["values"]["bleu"]
+    assert bleu.metric_config == result.selected.user_attrs["signatures"]["bleu"]
+    text = card.read_text()
+    assert f"trial {result.selected.number}" in text and "autocompress " in text and "study.db" in text
+
+
+def _front_is_interactive_offline(report: Path, result: Any) -> None:
+    """report.html in headless Chromium with every network request failing: plotly draws the front (a point a
+    measured trial, the teacher, the selection) from the page alone."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        message = "chromium is not installed: `.ci/run` installs it (apt-get install chromium)"
+        if os.environ.get("AUTOCOMPRESS_CI_CLIENTS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=http://127.0.0.1:9",
+         "--virtual-time-budget=10000", "--dump-dom", report.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    dom = done.stdout
+    assert 'class="main-svg"' in dom and "scatterlayer" in dom, done.stderr[-2000:]
+    assert dom.count('class="point"') >= len([t for t in result.study.trials if t.state.name == "COMPLETE"]) // 2
+    assert "teacher" in dom and f"selected: trial {result.selected.number}" in dom
 
 
 def test_failures_are_recorded_and_the_budget_is_still_met(setup: dict[str, Any], tmp_path: Path) -> None:

@@ -209,14 +209,16 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     keys = [m.key for m in view.measures]
-    print(f"{'trial':>8} " + " ".join(f"{k:>15}" for k in keys) + "  recipe")
+    print(f"{'trial':>8} " + " ".join(f"{k:>15}" for k in keys) + "  model")
     for r in rows:
         cells = " ".join(f"{r[k]:>15.4g}" if r.get(k) is not None else f"{'':>15}" for k in keys)
-        print(f"{r['trial']!s:>8} {cells}  {r.get('recipe_id') or ''}")
+        print(f"{r['trial']!s:>8} {cells}  {r.get('model') or ''}")
+    print(f"export one: autocompress export {args.study_dir} --trial N --to DIR")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from autocompress.engine.study import storage_url
     from autocompress.report.bundle import check_export_target, export_trial
     from autocompress.report.view import study_view
 
@@ -225,7 +227,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserInputError(f"study has no trial {args.trial}: trials are 0–{len(study.trials) - 1}")
     dest = args.to or args.study_dir / f"trial-{args.trial}"
     check_export_target(dest, args.study_dir, args.force)
-    dest = export_trial(study_view(study), study.trials[args.trial], dest)
+    storage = storage_url(args.study_dir.resolve(), args.storage)
+    dest = export_trial(study_view(study), study.trials[args.trial], dest, storage=storage)
     print(json.dumps({"exported": str(dest)}) if args.json else f"exported trial {args.trial} to {dest}")
     return 0
 
@@ -234,6 +237,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the outputs; best/ is the model the search's own --select picks, unless --select is given here."""
     from autocompress.engine.api import finish
 
-    result = finish(_open(args), args.study_dir.resolve(), args.select)
+    result = finish(_open(args), args.study_dir.resolve(), args.select, args.storage)
     print(json.dumps(result.outputs) if args.json else f"wrote {result.outputs['report']}")
     return 0

@@ -180,13 +180,14 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
     try:
         Driver(dataclasses.replace(config, out=out), space, info, study, progress, task).run()
     except RunFailed:
-        finish(study, out)  # what was measured stays readable: the tables and report say where it stopped
+        # what was measured stays readable: the tables and report say where it stopped
+        finish(study, out, storage=config.storage)
         raise
     progress.log("writing the tables, plots and report")
-    return finish(study, out)
+    return finish(study, out, storage=config.storage)
 
 
-def finish(study: optuna.Study, out: Path, rule: str | None = None) -> SearchResult:
+def finish(study: optuna.Study, out: Path, rule: str | None = None, storage: str | None = None) -> SearchResult:
     """Tables, plots and report from one view of the study; the selected trial exported to out/best. `rule`
     overrides the selection the search was run with (its recorded settings). Written into a staging directory and
     moved into place file by file: a full disk or a second search finishing at the same moment never leaves a
@@ -212,8 +213,10 @@ def finish(study: optuna.Study, out: Path, rule: str | None = None) -> SearchRes
     try:
         write_tables(view, staging)
         plots = write_plots(view, staging)
-        write_html(view, staging, plots)
-        exported = export_trial(view, view.selected, out / "best", view.rule) if view.selected is not None else None
+        write_html(view, staging, plots, out)
+        exported = None
+        if view.selected is not None:
+            exported = export_trial(view, view.selected, out / "best", view.rule, storage or storage_url(out, None))
         if "outputs:exit" in os.environ.get(FAULTS_ENV, ""):  # the fault tests: killed while writing the outputs
             os._exit(17)
         for file in sorted(staging.iterdir()):

@@ -95,6 +95,10 @@ class Driver:
     stop: StopSignals = field(default_factory=StopSignals)
 
     def run(self) -> None:
+        recorded = self.study.get_trials(deepcopy=False)
+        if recorded:
+            measured = sum(1 for t in recorded if is_measured(t))
+            self.progress.log(f"resuming study {self.study.study_name}: {len(recorded)} trials, {measured} measured")
         recovered = recover_cut_off(self.study)
         if recovered:
             self.progress.log(f"resuming: trials {recovered} were cut off; they are marked FAIL and run again")
@@ -410,6 +414,7 @@ class Driver:
             trial.set_constraint(key, value)
         self.study.tell(trial, measured.values)
         self.trials.pop(trial.number, None)
+        self.progress.log(f"trial {trial.number}: the recipe of trial {measured.number}, its measurement reused")
 
     def _tell_baseline(self, trial: optuna.Trial) -> None:
         """The teacher's own recipe: measured at the start, so the trial takes the baseline's values."""
@@ -419,6 +424,7 @@ class Driver:
         self._constrain(trial, self.baseline["values"])
         self.study.tell(trial, self.values(self.baseline["values"]))
         self.trials.pop(trial.number, None)
+        self.progress.log(f"trial {trial.number}: the teacher's own recipe, the baseline's measurement reused")
 
     def _tell_failed(self, number: int, reason: str, detail: str | None = None, requeue: bool = False) -> None:
         trial = self.trials.pop(number, None) or optuna.trial.Trial(self.study, self.study.trials[number]._trial_id)

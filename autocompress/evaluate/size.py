@@ -1,4 +1,5 @@
-"""Size on disk of what a deployment ships: the graphs and their weights (not the tokenizer or the metadata)."""
+"""Size on disk of what a deployment ships: the graphs and their weights, a shortlist's projection included (not the
+tokenizer or the metadata)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from pathlib import Path
 from autocompress.evaluate import Measurement
 from autocompress.export.manifest import Manifest
 
-WEIGHT_SUFFIXES = (".onnx", ".data", ".onnx_data", ".bin")
+WEIGHT_SUFFIXES = (".onnx", ".data", ".onnx_data", ".bin", ".npz")
 
 
 def artifact_size(artifact: Path) -> dict[str, Measurement]:
-    files = [p for p in artifact.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
+    files = [p for p in sorted(artifact.rglob("*")) if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
     total = sum(p.stat().st_size for p in files)
     precision = Manifest.read(artifact).dtype
     return {

@@ -1,5 +1,6 @@
 """The deployed artifact of a recipe: the student handed to the recipe's artifact passes (precision: the runtime and
-numeric format), built in a staging directory and moved into place whole.
+numeric format), put in the layout other tools load (autocompress.export.layout), built in a staging directory and
+moved into place whole.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocompress.evaluate.measure_lock import background_work
+from autocompress.export.layout import standard_layout
 from autocompress.export.manifest import Manifest, update_manifest
 from autocompress.passes import PASSES
 from autocompress.passes.base import ArtifactBuild
@@ -53,6 +55,7 @@ def build_artifact(
     with background_work():
         for config in artifact_passes(recipe):
             PASSES[config.name].apply(build, config, ctx)
+        standard_layout(staging)
         _record(staging, recipe, metrics)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.replace(out_dir)

@@ -32,7 +32,9 @@ class Manifest:
     # Attention shapes the loops size their caches with: head_dim, and per layer encoder_heads, self_heads (decoder
     # self-attention), cross_heads. Pruned students differ per layer.
     structure: dict[str, Any]
-    files: dict[str, str]  # role → file: onnxruntime "encoder", "decoder"; ctranslate2 "model"
+    # role → file: onnxruntime "encoder" and "decoder_merged" (finished: autocompress.export.layout) or
+    # "decoder_cross" and "decoder_step" (what the artifact passes work on); ctranslate2 "model"
+    files: dict[str, str]
     precision: dict[str, Any] = field(default_factory=lambda: {"dtype": "fp32"})  # the precision pass's config
     task: dict[str, Any] = field(default_factory=dict)  # autocompress.task.Task.to_dict()
     recipe: dict[str, Any] | None = None

@@ -1,17 +1,21 @@
-"""ONNX export of an encoder-decoder model as two graphs, for generation with a KV cache.
+"""ONNX export of an encoder-decoder model for generation with a KV cache, under Hugging Face Optimum's names.
 
-encoder.onnx   input_ids, attention_mask → encoder_hidden_states, cross_key_i, cross_value_i (one pair a layer)
-decoder.onnx   input_ids (one token a row), encoder_attention_mask, encoder_hidden_states, past_key_i,
-               past_value_i (empty at the first step), cross_key_i, cross_value_i → logits, decoder_hidden,
-               present_key_i, present_value_i
+onnx/encoder_model.onnx   input_ids, attention_mask → last_hidden_state
+onnx/decoder_cross.onnx   encoder_hidden_states → present.N.encoder.{key,value}: the cross-attention keys and values,
+                          computed once a sentence
+onnx/decoder_step.onnx    input_ids (one token a row), encoder_attention_mask, encoder_hidden_states,
+                          past_key_values.N.decoder.{key,value} (empty at the first step),
+                          past_key_values.N.encoder.{key,value} → logits, present.N.decoder.{key,value}, decoder_hidden
 
-decoder_hidden is what the output projection reads (after the final norm and any scaling): an onnxruntime artifact
-with a lexical shortlist (autocompress.passes.shortlist) drops `logits` and projects onto its candidates only.
+Per-layer head counts (pruned students) are just the shapes of those tensors. decoder_hidden is what the output
+projection reads (after the final norm and any scaling): an onnxruntime artifact with a lexical shortlist
+(autocompress.passes.shortlist) drops `logits` and projects onto its candidates only.
 
-Cross-attention keys and values are computed once by the encoder graph, not at every step. Per-layer head counts
-(pruned students) are just the shapes of those tensors. The directory also holds the tokenizer, the config, the
-recipe (when there is one) and artifact.json (autocompress.export.manifest), which names everything a runtime loop
-needs.
+The artifact passes (precision, shortlist) work on these graphs; autocompress.export.layout then joins the two decoder
+graphs into Optimum's decoder_model_merged (a `use_cache_branch` input chooses between computing the cross keys and
+values and taking them back as past) and writes tokenizer.json: what Optimum's ORTModelForSeq2SeqLM and
+transformers.js load. The directory also holds the tokenizer, the config, the generation config and artifact.json
+(autocompress.export.manifest), which names the files a runtime loop needs.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.export import Dim
 
 from autocompress.export.manifest import Manifest, model_fields
 from autocompress.model import arch
@@ -34,19 +39,42 @@ if TYPE_CHECKING:
     from autocompress.task import Task
 
 # The graphs' inputs and outputs as this module writes them: part of the cache key of a study's fp32 exports, so a
-# study resumed after a change never reuses graphs of the old layout (2: the decoder returns decoder_hidden)
-GRAPH_LAYOUT = 2
+# study resumed after a change never reuses graphs of the old layout (3: Optimum's names, the cross graph apart)
+GRAPH_LAYOUT = 3
+GRAPH_DIR = "onnx"
+FILES = {
+    "encoder": f"{GRAPH_DIR}/encoder_model.onnx",
+    "decoder_cross": f"{GRAPH_DIR}/decoder_cross.onnx",
+    "decoder_step": f"{GRAPH_DIR}/decoder_step.onnx",
+}
+
+
+def past_names(
+    layers: int, prefix: str = "past_key_values", parts: tuple[str, ...] = ("decoder", "encoder")
+) -> list[str]:
+    """{prefix}.N.{part}.key, {prefix}.N.{part}.value a layer (Optimum's names): past_key_values.0.decoder.key, …"""
+    return [f"{prefix}.{i}.{part}.{kv}" for i in range(layers) for part in parts for kv in ("key", "value")]
 
 
 class EncoderGraph(nn.Module):
     def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
         self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+class CrossGraph(nn.Module):
+    """The cross-attention keys and values of every decoder layer, from the encoder's output."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
         self.cross = [b for b in arch.attention_blocks(model) if b.kind == "cross"]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        hidden = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        outputs = [hidden]
+    def forward(self, encoder_hidden_states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden, outputs = encoder_hidden_states, []
         for block in self.cross:
             for name in (block.k, block.v):
                 projected = getattr(block.module, name)(hidden)
@@ -55,6 +83,8 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderStepGraph(nn.Module):
+    """One decoder step: the self-attention past grows by the new position; the cross keys and values are given."""
+
     def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
         self.model = model
@@ -76,7 +106,7 @@ class DecoderStepGraph(nn.Module):
             cross_cache.update(cache[4 * i + 2], cache[4 * i + 3], i)
         past = EncoderDecoderCache(self_cache, cross_cache)
         for i in range(self.layers):
-            past.is_updated[i] = True  # cross keys/values come from the encoder graph: never recompute them
+            past.is_updated[i] = True  # cross keys/values come from the cross graph: never recompute them
         # The projection's input, whatever each family does before it (T5 scales by d_model ** -0.5 when tied)
         projected: list[torch.Tensor] = []
         hook = self.model.get_output_embeddings().register_forward_pre_hook(lambda _, args: projected.append(args[0]))
@@ -91,13 +121,7 @@ class DecoderStepGraph(nn.Module):
         finally:
             hook.remove()
         present = getattr(out, self.cache_name).self_attention_cache.layers
-        return (out.logits[:, -1], projected[0][:, -1], *[t for layer in present for t in (layer.keys, layer.values)])
-
-
-def cache_names(layers: int) -> list[str]:
-    return [
-        n for i in range(layers) for n in (f"past_key_{i}", f"past_value_{i}", f"cross_key_{i}", f"cross_value_{i}")
-    ]
+        return (out.logits, *[t for layer in present for t in (layer.keys, layer.values)], projected[0])
 
 
 def export_onnx(
@@ -108,75 +132,78 @@ def export_onnx(
     metrics: dict[str, Any] | None = None,
     task: Task | None = None,
 ) -> Path:
-    """Write the two graphs and everything a runtime needs into out_dir (created; must not hold an artifact).
+    """Write the three graphs and everything a runtime needs into out_dir (created; must not hold an artifact).
     `task` (prefix, languages; autocompress.task) is recorded for the runtimes, which apply it."""
-    from torch.export import Dim
-
     model = _exportable(model)
     blocks = arch.attention_blocks(model)
     self_heads = [b.num_heads for b in blocks if b.kind == "decoder_self"]
-    head_dim = blocks[0].head_dim
-    layers = len(self_heads)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    head_dim, layers = blocks[0].head_dim, len(self_heads)
+    (out_dir / GRAPH_DIR).mkdir(parents=True, exist_ok=True)
     # One self-contained file a graph, unless protobuf's 2 GB limit forces the weights out beside it.
     external = sum(p.numel() * p.element_size() for p in model.parameters()) > 1_500_000_000
 
     batch, source, past = Dim("batch", min=1, max=1024), Dim("source", min=1, max=4096), Dim("past", min=1, max=4096)
     ids = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 8]])
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
-    encoder = EncoderGraph(model).eval()
-    cross_names = [n for i in range(layers) for n in (f"cross_key_{i}", f"cross_value_{i}")]
+    sequence = {0: batch, 1: source}
     with torch.no_grad(), warnings.catch_warnings():
         # The exporter reports every dynamic axis it merges and the dict-to-tuple renames it does: not actionable.
         warnings.filterwarnings("ignore", message=".*axis name.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*rename.*", category=UserWarning)
-        encoded = encoder(ids, mask)
-        torch.onnx.export(
-            encoder,
-            (ids, mask),
-            str(out_dir / "encoder.onnx"),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["encoder_hidden_states", *cross_names],
-            dynamic_shapes={"input_ids": {0: batch, 1: source}, "attention_mask": {0: batch, 1: source}},
-            dynamo=True,
-            optimize=True,
-            external_data=external,
-            verbose=False,
-        )
+        encoder = EncoderGraph(model).eval()
+        hidden = encoder(ids, mask)
+        _export(encoder, (ids, mask), out_dir / FILES["encoder"], ["input_ids", "attention_mask"],
+                ["last_hidden_state"], {"input_ids": sequence, "attention_mask": sequence}, external)  # fmt: skip
+        cross_graph = CrossGraph(model).eval()
+        cross = cross_graph(hidden)
+        _export(cross_graph, (hidden,), out_dir / FILES["decoder_cross"], ["encoder_hidden_states"],
+                past_names(layers, "present", ("encoder",)), {"encoder_hidden_states": sequence}, external)  # fmt: skip
         cache: list[torch.Tensor] = []
         cache_shapes: list[dict[int, Any]] = []
         for i in range(layers):
             empty = torch.zeros(2, self_heads[i], 2, head_dim)  # traced with a past of 2: the length stays symbolic
-            cache += [empty, empty.clone(), encoded[1 + 2 * i], encoded[2 + 2 * i]]
+            cache += [empty, empty.clone(), cross[2 * i], cross[2 * i + 1]]
             cache_shapes += [{0: batch, 2: past}, {0: batch, 2: past}, {0: batch, 2: source}, {0: batch, 2: source}]
-        start = torch.full((2, 1), model.config.decoder_start_token_id)
-        torch.onnx.export(
-            DecoderStepGraph(model).eval(),
-            (start, mask, encoded[0], tuple(cache)),
-            str(out_dir / "decoder.onnx"),
-            input_names=["input_ids", "encoder_attention_mask", "encoder_hidden_states", *cache_names(layers)],
-            output_names=[
-                "logits",
-                "decoder_hidden",
-                *[n for i in range(layers) for n in (f"present_key_{i}", f"present_value_{i}")],
-            ],
-            dynamic_shapes=({0: batch}, {0: batch, 1: source}, {0: batch, 1: source}, tuple(cache_shapes)),
-            dynamo=True,
-            optimize=True,
-            external_data=external,
-            verbose=False,
-        )
+        start = torch.full((2, 1), model.config.decoder_start_token_id)  # one token a row: what generation feeds
+        _export(DecoderStepGraph(model).eval(), (start, mask, hidden, tuple(cache)), out_dir / FILES["decoder_step"],
+                ["input_ids", "encoder_attention_mask", "encoder_hidden_states", *past_names(layers)],
+                ["logits", *past_names(layers, "present", ("decoder",)), "decoder_hidden"],
+                ({0: batch}, sequence, sequence, tuple(cache_shapes)), external)  # fmt: skip
     tokenizer.save_pretrained(out_dir)
     model.config.save_pretrained(out_dir)
+    model.generation_config.save_pretrained(out_dir)
     Manifest(
         runtime="onnxruntime",
-        files={"encoder": "encoder.onnx", "decoder": "decoder.onnx"},
+        files=dict(FILES),
         recipe=recipe.to_dict() if recipe is not None else None,
         recipe_id=recipe.id if recipe is not None else None,
         metrics=metrics or {},
         **model_fields(model, task),
     ).write(out_dir)
     return out_dir
+
+
+def _export(
+    module: nn.Module,
+    args: tuple[Any, ...],
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_shapes: Any,
+    external: bool,
+) -> None:
+    torch.onnx.export(
+        module,
+        args,
+        str(path),
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_shapes=dynamic_shapes,
+        dynamo=True,
+        optimize=True,
+        external_data=external,
+        verbose=False,
+    )
 
 
 def _exportable(model: PreTrainedModel) -> PreTrainedModel:

@@ -1,6 +1,6 @@
 """Precision: the artifact stage, the runtime and numeric format of the deployed model.
 
-onnxruntime: the student's fp32 ONNX export, both graphs converted with onnxruntime's own quantizers. ctranslate2:
+onnxruntime: the student's fp32 ONNX export, every graph converted with onnxruntime's own quantizers. ctranslate2:
 one conversion of the student at the CTranslate2 quantization that matches the dtype (Marian students).
 
 int8: dynamic quantization (weights int8 ahead of time, activations per call), MatMul only or also the embedding
@@ -86,7 +86,6 @@ PARAMS = (
         when=(("runtime", ("onnxruntime",)), ("dtype", ("int4",))),
     ),
 )
-GRAPHS = ("encoder", "decoder")
 CALIBRATION_SENTENCES = 64
 
 
@@ -168,14 +167,13 @@ def check_target(config: PassConfig, device: str) -> None:
 
 
 def apply_artifact(source: Path, target: Path, config: PassConfig, calibration: Any = None) -> Path:
-    """Copy the artifact at source to target with both graphs converted; artifact.json records the precision."""
+    """Copy the artifact at source to target with every graph converted; artifact.json records the precision."""
     dtype = config["dtype"]
     if dtype == "int8_static" and calibration is None:
         raise ValueError("int8_static needs calibration feeds (see autocompress.runtime.calibration)")
     shutil.copytree(source, target)
-    files = Manifest.read(source).files
-    for graph in GRAPHS:
-        src, dst = source / files[graph], target / files[graph]
+    for graph, file in Manifest.read(source).files.items():
+        src, dst = source / file, target / file
         if dtype == "int8":
             _int8_dynamic(src, dst, config)
         elif dtype == "int8_static":

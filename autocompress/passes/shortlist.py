@@ -137,11 +137,11 @@ def candidates(table: dict[str, torch.Tensor], top_k: int, frequent: int) -> tup
 def write_onnx_shortlist(
     directory: Path, student: Any, table: dict[str, torch.Tensor], top_k: int, frequent: int
 ) -> Path:
-    """The decoder graph made to stop at `decoder_hidden`, and the projection with the candidates beside it."""
+    """The decoder step graph made to stop at `decoder_hidden`, and the projection with the candidates beside it."""
     from autocompress.runtime import shortlist
 
     manifest = Manifest.read(directory)
-    drop_logits(directory / manifest.files["decoder"])
+    drop_logits(directory / manifest.files["decoder_step"])  # before autocompress.export.layout merges it
     head = student.get_output_embeddings()
     weight = head.weight.detach().float().numpy()
     bias = np.zeros(weight.shape[0], dtype=np.float32)

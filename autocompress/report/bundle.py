@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial
 
 from autocompress.errors import UserInputError
 from autocompress.export.manifest import is_artifact
+from autocompress.report.card import model_card
 from autocompress.report.view import RETIMED_NOTE, StudyView, comparison
 
 
@@ -23,8 +24,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + (f"\n\n{RETIMED_NOTE}" if any(r.get("retimed") for r in rows) else "")
 
 
-def export_trial(view: StudyView, trial: FrozenTrial, dest: Path, rule: str | None = None) -> Path:
-    """Copy the trial's artifact to dest with its recipe, metrics and card; `rule` names the selection that chose it."""
+def export_trial(
+    view: StudyView, trial: FrozenTrial, dest: Path, rule: str | None = None, storage: str | None = None
+) -> Path:
+    """Copy the trial's artifact to dest with its recipe, metrics and card; `rule` names the selection that chose it,
+    `storage` the study's storage URL (the card's provenance)."""
     source = Path(trial.user_attrs.get("artifact", ""))
     if trial.state != optuna.trial.TrialState.COMPLETE or not is_artifact(source):
         raise UserInputError(
@@ -34,14 +38,16 @@ def export_trial(view: StudyView, trial: FrozenTrial, dest: Path, rule: str | No
     staging = dest.with_name(f".{dest.name}.exporting-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        _write_bundle(view, trial, source, staging, rule)
+        _write_bundle(view, trial, source, staging, rule, storage)
         _swap_in(staging, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 
-def _write_bundle(view: StudyView, trial: FrozenTrial, source: Path, staging: Path, rule: str | None) -> None:
+def _write_bundle(
+    view: StudyView, trial: FrozenTrial, source: Path, staging: Path, rule: str | None, storage: str | None
+) -> None:
     _copy_tree(source, staging)
     values = trial.user_attrs["values"]
     rows = comparison(view, trial)
@@ -57,7 +63,8 @@ def _write_bundle(view: StudyView, trial: FrozenTrial, source: Path, staging: Pa
     }
     (staging / "recipe.json").write_text(json.dumps(recipe, indent=2))
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (staging / "README.md").write_text(_card(view, trial, recipe, rows, rule))
+    card = model_card(view, trial, recipe, markdown_table(rows), rule, storage, staging)
+    (staging / "README.md").write_text(card, encoding="utf-8")
 
 
 def _copy_tree(source: Path, dest: Path) -> None:
@@ -92,34 +99,3 @@ def check_export_target(dest: Path, study_dir: Path, force: bool) -> None:
         raise UserInputError(f"--to {dest} holds the study itself: give a new directory, e.g. {study / 'exported'}")
     if dest.is_dir() and any(dest.iterdir()) and not force:
         raise UserInputError(f"--to {dest} is not empty: give a new or empty directory, or add --force to replace it")
-
-
-def _card(view: StudyView, trial: FrozenTrial, recipe: dict[str, Any], rows: list[dict], rule: str | None) -> str:
-    settings = view.settings
-    signatures = trial.user_attrs.get("signatures", {})
-    passes = "\n".join(f"- **{p['name']}**: {json.dumps(p['params'])}" for p in recipe["passes"])
-    runtime = next((p["params"].get("runtime") for p in recipe["passes"] if p["name"] == "precision"), "onnxruntime")
-    return f"""# Compressed model: trial {trial.number} of study `{view.name}`
-
-Made by autocompress from teacher `{settings.get("model", "?")}`{f", selected as the {rule} model" if rule else ""}
-under the constraints of the study (max BLEU drop {settings.get("max_bleu_drop")}). Runtime: {runtime}.
-
-## Against the teacher (both measured in the same harness: exported artifact, same target)
-
-{markdown_table(rows)}
-
-## Recipe `{recipe["id"]}`
-
-{passes}
-
-## How it was measured
-
-- BLEU: `{signatures.get("bleu", "")}`
-- latency: `{signatures.get("latency_p50_ms", "")}`
-- memory: `{signatures.get("peak_rss_mb", "")}`
-
-## Use it
-
-ONNX artifacts: `examples/minimal_onnx_translate.py <this directory>` (onnxruntime and a tokenizer, nothing else).
-CTranslate2 artifacts: `ctranslate2.Translator(<this directory>)` with the tokenizer saved here.
-"""

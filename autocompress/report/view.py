@@ -109,3 +109,17 @@ def comparison(view: StudyView, trial: FrozenTrial) -> list[dict[str, Any]]:
         row = {"measure": measure.title, "teacher": a, "model": b, "change": change}
         rows.append(row | {"retimed": side_by_side and measure.key in retimed["teacher"]})
     return rows
+
+
+def teacher_layers(view: StudyView) -> tuple[int, int] | None:
+    """The teacher's (encoder, decoder) layer counts, read from its baseline artifact; None where it is gone."""
+    from pathlib import Path
+
+    from autocompress.export.manifest import Manifest, is_artifact
+
+    artifact = Path(view.baseline.get("artifact") or "")
+    if not view.baseline.get("artifact") or not is_artifact(artifact):
+        return None
+    structure = Manifest.read(artifact).structure
+    encoder, decoder = structure.get("encoder_heads"), structure.get("self_heads")
+    return (len(encoder), len(decoder)) if encoder and decoder else None

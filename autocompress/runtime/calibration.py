@@ -30,13 +30,16 @@ class FeedsReader(CalibrationDataReader):
 def calibration_readers(
     artifact: Path, sentences: Sequence[str], batch_size: int = 8, max_length: int = 128, decoder_samples: int = 256
 ) -> dict[str, FeedsReader]:
-    """Readers for "encoder" and "decoder": every encoder call, and a seeded sample of decoder steps."""
+    """A reader for each graph of the artifact: every encoder and cross graph call, and a seeded sample of the
+    decoder steps."""
     runtime = OnnxSeq2Seq(artifact)
-    recorded: dict[str, list[dict[str, np.ndarray]]] = {"encoder": [], "decoder": []}
+    recorded: dict[str, list[dict[str, np.ndarray]]] = {graph: [] for graph in runtime.sessions}
     for start in range(0, len(sentences), batch_size):
         ids, mask = runtime.encode(list(sentences[start : start + batch_size]))
         runtime.generate_ids(ids, mask, max_length, on_feed=lambda graph, feed: recorded[graph].append(feed))
-    steps = recorded["decoder"]
-    if len(steps) > decoder_samples:
-        steps = [steps[i] for i in sorted(random.Random(0).sample(range(len(steps)), decoder_samples))]
-    return {"encoder": FeedsReader(recorded["encoder"]), "decoder": FeedsReader(steps)}
+    readers = {}
+    for graph, feeds in recorded.items():
+        if len(feeds) > decoder_samples:
+            feeds = [feeds[i] for i in sorted(random.Random(0).sample(range(len(feeds)), decoder_samples))]
+        readers[graph] = FeedsReader(feeds)
+    return readers

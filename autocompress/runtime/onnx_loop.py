@@ -1,7 +1,8 @@
 """Generation with an exported ONNX artifact in onnxruntime: a lean batched greedy loop with the KV cache.
 
-No transformers at run time beyond the tokenizer; the loop does per step one decoder call and an argmax. An
-artifact with a lexical shortlist (autocompress.runtime.shortlist) projects the decoder's output onto the batch's
+No transformers at run time beyond the tokenizer; the loop does per step one decoder call and an argmax. It reads
+the files Optimum and transformers.js read (autocompress.export.onnx, autocompress.export.layout). An artifact with a
+lexical shortlist (autocompress.runtime.shortlist) projects the decoder's output onto the batch's
 candidates here instead of in the graph.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from autocompress.errors import UserInputError
 from autocompress.runtime.base import ArtifactRuntime
 from autocompress.runtime.beam import beam_search
 from autocompress.runtime.rules import apply_rules
@@ -38,29 +40,57 @@ FeedHook = Callable[[str, dict[str, np.ndarray]], None]
 
 
 class DecoderState:
-    """The decoder's feed between steps: past keys/values grow by one position a step and follow beam reordering."""
+    """The decoder's feed between steps: the first step takes the cross-attention keys and values (computed by the
+    cross graph, or by the merged graph's first-step branch), every step grows the self-attention past by one
+    position, and beam search reorders the rows."""
 
     def __init__(self, runtime: OnnxSeq2Seq, feed: dict[str, np.ndarray], on_feed: FeedHook | None) -> None:
         self.runtime, self.feed, self.on_feed = runtime, feed, on_feed
+        self.first = True
 
     def step(self, tokens: np.ndarray) -> np.ndarray:
-        self.feed["input_ids"] = tokens
+        runtime, feed = self.runtime, self.feed
+        feed["input_ids"] = tokens
+        if runtime.merged:  # Optimum's decoder_model_merged: one graph, `use_cache_branch` False at the first step
+            graph = "decoder_merged"
+            feed["use_cache_branch"] = np.array([not self.first])
+        else:
+            graph = "decoder_step"
+            if self.first:
+                self._cross()
+        inputs = {name: feed[name] for name in runtime.input_names[graph]}
         if self.on_feed is not None:
-            self.on_feed("decoder", dict(self.feed))
-        results = dict(zip(self.runtime.output_names, self.runtime.decoder.run(None, self.feed), strict=True))
+            self.on_feed(graph, dict(inputs))
+        outputs = runtime.sessions[graph].run(None, inputs)
+        results = dict(zip(runtime.output_names[graph], outputs, strict=True))
         for name, value in results.items():
-            if name.startswith("present_"):
-                self.feed[name.replace("present", "past")] = value
-        shortlist = self.runtime.shortlist
-        return shortlist.logits(results["decoder_hidden"]) if shortlist is not None else results["logits"]
+            if name.startswith("present."):  # the cross ones come back unchanged
+                feed[f"past_key_values{name[len('present') :]}"] = value
+        self.first = False
+        shortlist = runtime.shortlist
+        if shortlist is not None:
+            return shortlist.logits(results["decoder_hidden"][:, -1])
+        return results["logits"][:, -1]
+
+    def _cross(self) -> None:
+        runtime = self.runtime
+        inputs = {"encoder_hidden_states": self.feed["encoder_hidden_states"]}
+        if self.on_feed is not None:
+            self.on_feed("decoder_cross", dict(inputs))
+        outputs = runtime.sessions["decoder_cross"].run(None, inputs)
+        for name, value in zip(runtime.output_names["decoder_cross"], outputs, strict=True):
+            self.feed[f"past_key_values{name[len('present') :]}"] = value
 
     def reorder(self, rows: np.ndarray) -> None:
         for name in self.feed:
-            if name.startswith("past_"):
+            if name.startswith("past_key_values."):
                 self.feed[name] = self.feed[name][rows]
 
 
 class OnnxSeq2Seq(ArtifactRuntime):
+    """Runs an artifact in Optimum's layout (the encoder and the merged decoder), or in the one the artifact passes
+    work on before autocompress.export.layout merges it (the encoder, the cross graph and the step graph)."""
+
     def __init__(
         self, directory: Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)
     ) -> None:
@@ -70,14 +100,20 @@ class OnnxSeq2Seq(ArtifactRuntime):
         super().__init__(directory)
         if self.manifest.runtime != "onnxruntime":
             raise ValueError(f"{directory} is a {self.manifest.runtime} artifact, not an onnxruntime one")
+        files = self.manifest.files
+        if "decoder_merged" not in files and "decoder_step" not in files:
+            raise UserInputError(
+                f"{directory} is an onnxruntime artifact of an older autocompress layout (one decoder graph): "
+                "export it again with this version"
+            )
         options = session_options(threads)
-        self.encoder = ort.InferenceSession(
-            str(self.directory / self.manifest.files["encoder"]), options, providers=list(providers)
-        )
-        self.decoder = ort.InferenceSession(
-            str(self.directory / self.manifest.files["decoder"]), options, providers=list(providers)
-        )
-        self.output_names = [o.name for o in self.decoder.get_outputs()]
+        self.sessions = {
+            graph: ort.InferenceSession(str(self.directory / file), options, providers=list(providers))
+            for graph, file in files.items()
+        }
+        self.merged = "decoder_merged" in self.sessions
+        self.input_names = {graph: [i.name for i in s.get_inputs()] for graph, s in self.sessions.items()}
+        self.output_names = {graph: [o.name for o in s.get_outputs()] for graph, s in self.sessions.items()}
         self.shortlist: OutputShortlist | None = None
         if self.manifest.shortlist:
             decoding = self.manifest.decoding
@@ -91,19 +127,19 @@ class OnnxSeq2Seq(ArtifactRuntime):
         encoder_feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if on_feed is not None:
             on_feed("encoder", encoder_feed)
-        encoded = [np.repeat(a, copies, axis=0) for a in self.encoder.run(None, encoder_feed)]
-        if self.shortlist is not None:
-            self.shortlist.select(input_ids)
+        (hidden,) = self.sessions["encoder"].run(None, encoder_feed)
         rows = input_ids.shape[0] * copies
         feed = {
             "encoder_attention_mask": np.repeat(attention_mask, copies, axis=0),
-            "encoder_hidden_states": encoded[0],
+            "encoder_hidden_states": np.repeat(hidden, copies, axis=0),
         }
+        if self.shortlist is not None:
+            self.shortlist.select(input_ids)
         structure = self.manifest.structure
-        for i, heads in enumerate(structure["self_heads"]):
-            empty = np.zeros((rows, heads, 0, structure["head_dim"]), dtype=encoded[0].dtype)
-            feed[f"past_key_{i}"], feed[f"past_value_{i}"] = empty, empty
-            feed[f"cross_key_{i}"], feed[f"cross_value_{i}"] = encoded[1 + 2 * i], encoded[2 + 2 * i]
+        for i, (own, cross) in enumerate(zip(structure["self_heads"], structure["cross_heads"], strict=True)):
+            for part, heads in (("decoder", own), ("encoder", cross)):  # empty: the first step reads no past
+                empty = np.zeros((rows, heads, 0, structure["head_dim"]), dtype=hidden.dtype)
+                feed[f"past_key_values.{i}.{part}.key"] = feed[f"past_key_values.{i}.{part}.value"] = empty
         return DecoderState(self, feed, on_feed)
 
     def generate_ids(
