@@ -23,6 +23,7 @@ SECTIONS = (
         "python benchmarks/student_init.py --structures A --inits elastic --lr 0.0001 --rungs 200,800,3200",
     ),
     ("vocabulary", "python benchmarks/vocabulary.py"),
+    ("onnx_layout", "python benchmarks/onnx_layout.py"),
     ("students", "python benchmarks/students.py  # two 2-hour searches; resumable across sessions"),
 )
 INTRO = """# Benchmarks

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from autocompress.data import load_demo
+from autocompress.evaluate.size import artifact_size
 from autocompress.export.layout import standard_layout
 from autocompress.export.manifest import Manifest
 from autocompress.export.onnx import export_onnx
@@ -67,8 +68,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _ours(artifact: Path, sentences: list[str]) -> list[list[int]]:
-    runtime = OnnxSeq2Seq(artifact, threads=1)
+def _ours(artifact: Path, sentences: list[str], merged: bool = False) -> list[list[int]]:
+    runtime = OnnxSeq2Seq(artifact, threads=1, merged=merged)
     rows = []
     for sentence in sentences:  # one at a time, as the clients are called
         ids, mask = runtime.encode([sentence])
@@ -80,9 +81,15 @@ def test_the_finished_artifact_is_in_the_standard_layout(demo: dict[str, Path]) 
     for name in ("teacher", "pruned"):
         directory = demo[name]
         files = Manifest.read(directory).files
-        expected = {"encoder": "onnx/encoder_model_int8.onnx", "decoder_merged": "onnx/decoder_model_merged_int8.onnx"}
-        assert files == expected
+        expected = {
+            "encoder": "onnx/encoder_model_int8.onnx",
+            "decoder_merged": "onnx/decoder_model_merged_int8.onnx",
+            "decoder_cross": "onnx/decoder_cross_int8.onnx",
+            "decoder_step": "onnx/decoder_step_int8.onnx",
+        }
+        assert files == expected  # fmt: skip
         assert {p.name for p in (directory / "onnx").iterdir()} == {Path(f).name for f in files.values()}
+        assert Manifest.read(directory).loop_files() == [files[g] for g in ("encoder", "decoder_cross", "decoder_step")]
         for required in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
             assert (directory / required).is_file(), required
     import onnx
@@ -105,7 +112,7 @@ def test_the_merged_decoder_decodes_as_the_separate_graphs(dtype: str, demo: dic
     else:
         apply_artifact(demo["teacher-split"], split, PassConfig.make("precision", {"dtype": dtype}))
     merged = _finished(demo["teacher-split"], tmp_path / "merged", dtype)
-    a, b = OnnxSeq2Seq(split, threads=1), OnnxSeq2Seq(merged, threads=1)
+    a, b = OnnxSeq2Seq(split, threads=1), OnnxSeq2Seq(merged, threads=1, merged=True)
     ids, mask = a.encode(list(load_demo("dev").sources[:16]))
     for beam in (1, 3):
         expected = a.generate_ids(ids, mask, 40, beam=beam)
@@ -113,6 +120,7 @@ def test_the_merged_decoder_decodes_as_the_separate_graphs(dtype: str, demo: dic
     decoders = [split / Manifest.read(split).files[graph] for graph in ("decoder_cross", "decoder_step")]
     size = (merged / Manifest.read(merged).files["decoder_merged"]).stat().st_size
     assert size == pytest.approx(sum(f.stat().st_size for f in decoders), rel=0.02), "every weight stored once"
+    assert artifact_size(merged)["size_mb"].value == artifact_size(split)["size_mb"].value, "what our loop reads"
 
 
 def test_tokenizer_json_tokenizes_as_marian(demo: dict[str, Path]) -> None:
@@ -157,6 +165,7 @@ def test_transformers_js_translates_as_our_loop(name: str, demo: dict[str, Path]
     assert [row["source_ids"] for row in got] == [list(runtime.encode([s])[0][0]) for s in sentences]
     assert [row["ids"] for row in got] == ours
     assert [row["text"] for row in got] == runtime.decode(ours)
+    assert _ours(demo[name], sentences, merged=True) == ours, "the merged graph decodes as the cross and step graphs"
 
 
 @pytest.mark.parametrize("name", ["teacher", "pruned"])

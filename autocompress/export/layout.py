@@ -4,14 +4,19 @@
     generation_config.json, the tokenizer's own files, artifact.json
 
 The artifact passes work on the encoder, cross and step graphs (autocompress.export.onnx); `standard_layout` then
-joins the two decoder graphs into one with the inputs and outputs of Optimum's decoder_model_merged: an `If` on
-`use_cache_branch` yields the cross-attention keys and values (computed from encoder_hidden_states at the first
-step, taken back from past_key_values afterwards) and the self-attention past (empty at the first step, whatever
-the client feeds), and the step graph after it runs every step. Unlike Optimum's merge of two whole decoders, every
-weight has one consumer: nothing is stored twice, and onnxruntime prepacks each weight for the one kernel reading
-it (two branches sharing a quantized weight compute with an unpacked copy in one of them: slower, and not the same
-numbers). The suffix names the precision the way transformers.js's `dtype` option looks for it. Our own loop
-(autocompress.runtime.onnx_loop) runs the same files.
+joins the two decoder graphs into one with the inputs and outputs of Optimum's decoder_model_merged: the step graph
+runs every step, reading the self-attention past straight from past_key_values (empty at the first step, as Optimum
+and transformers.js feed it), and an `If` on `use_cache_branch` before it yields the cross-attention keys and values
+(computed from encoder_hidden_states at the first step, taken back from past_key_values afterwards). Unlike
+Optimum's merge of two whole decoders, every weight has one consumer: onnxruntime prepacks each weight for the one
+kernel reading it (two branches sharing a quantized weight computed with an unpacked copy in one of them: slower, and
+not the same numbers as the separate graphs). The suffix names the precision the way transformers.js's `dtype` looks
+for it.
+
+The `If` and its copy of the cross keys and values cost each step ~25 µs on the demo (benchmarks/onnx_layout.py:
+fp32 at parity, int8 +6 to +10 % p50), so the cross and step graphs stay beside the merged one, named by precision
+too, and our loop (autocompress.runtime.onnx_loop) runs those: the search times what autocompress's loop runs, and
+the artifact's size counts the files that loop reads (Manifest.loop_files); the merged graph is for other loaders.
 """
 
 from __future__ import annotations
@@ -39,88 +44,73 @@ def standard_layout(directory: Path) -> Manifest:
     if manifest.runtime != "onnxruntime" or "decoder_merged" in manifest.files:
         return manifest
     files, suffix = manifest.files, SUFFIX[manifest.dtype]
-    encoder = f"onnx/encoder_model{suffix}.onnx"
-    merged = f"onnx/decoder_model_merged{suffix}.onnx"
+    finished = {
+        "encoder": f"onnx/encoder_model{suffix}.onnx",
+        "decoder_merged": f"onnx/decoder_model_merged{suffix}.onnx",
+        "decoder_cross": f"onnx/decoder_cross{suffix}.onnx",
+        "decoder_step": f"onnx/decoder_step{suffix}.onnx",
+    }
     # decoder_hidden feeds a shortlist's projection; without one it is an output no client reads
     keep_hidden = bool(manifest.shortlist)
-    merge_decoder(
-        directory / files["decoder_cross"], directory / files["decoder_step"], directory / merged, keep_hidden
-    )
-    for graph in ("decoder_cross", "decoder_step"):
-        _remove(directory / files[graph])
-    if files["encoder"] != encoder:
-        _move(directory / files["encoder"], directory / encoder)
+    merge_decoder(directory / files["decoder_cross"], directory / files["decoder_step"],
+                  directory / finished["decoder_merged"], keep_hidden)  # fmt: skip
+    for graph in ("encoder", "decoder_cross", "decoder_step"):
+        if files[graph] != finished[graph]:
+            _move(directory / files[graph], directory / finished[graph])
     write_tokenizer_json(directory)
-    return update_manifest(directory, files={"encoder": encoder, "decoder_merged": merged})
+    return update_manifest(directory, files=finished)
 
 
 def merge_decoder(cross_path: Path, step_path: Path, out: Path, keep_hidden: bool) -> None:
+    """The step graph in the outer graph, reading the self-attention past straight from past_key_values (empty at
+    the first step, as Optimum and transformers.js feed it); an If on use_cache_branch yields the cross keys and
+    values (else: the cross graph; then: the past ones) and the cross presents (else: those; then: empty, as
+    Optimum's merged decoders return them — a client keeps the first step's)."""
     import onnx
     from onnx import TensorProto, helper
 
     cross, step = onnx.load(str(cross_path)), onnx.load(str(step_path))
     layers = sum(1 for o in step.graph.output if o.name.startswith("present.")) // 2
     past = {i.name: i for i in step.graph.input if i.name.startswith("past_key_values.")}
-    then_nodes, else_nodes, branch_outputs = [], [], []
-    heads_dim = {}
-    for name, value in past.items():
-        dims = value.type.tensor_type.shape.dim
-        heads_dim[name] = (dims[1].dim_value, dims[3].dim_value)
+    by_name = {o.name: o for o in step.graph.output}
     _prefix(cross.graph)
-    else_nodes += list(cross.graph.node)
-    # the first step's empty self-attention past: [batch, heads, 0, head_dim], batch from encoder_hidden_states
-    else_nodes += [
-        helper.make_node("Shape", ["encoder_hidden_states"], [f"{CROSS_PREFIX}batch"], start=0, end=1),
-    ]
+    then_nodes, else_nodes = [], list(cross.graph.node)
+    values, presents = [], []  # the If's outputs: the step's cross inputs, the graph's cross presents
     for i in range(layers):
         for kv in ("key", "value"):
-            own, theirs = f"past_key_values.{i}.decoder.{kv}", f"past_key_values.{i}.encoder.{kv}"
-            then_nodes.append(helper.make_node("Identity", [own], [f"self_past.{i}.{kv}"]))
-            then_nodes.append(helper.make_node("Identity", [theirs], [f"cross_past.{i}.{kv}"]))
-            heads, dim = heads_dim[own]
-            shape = f"{CROSS_PREFIX}empty_shape.{i}.{kv}"
-            tail = helper.make_tensor(f"{shape}.tail", TensorProto.INT64, [3], [heads, 0, dim])
-            else_nodes.append(helper.make_node("Constant", [], [f"{shape}.tail"], value=tail))
-            else_nodes.append(helper.make_node("Concat", [f"{CROSS_PREFIX}batch", f"{shape}.tail"], [shape], axis=0))
-            zero = helper.make_tensor(f"{shape}.zero", TensorProto.FLOAT, [1], [0.0])
-            else_nodes.append(helper.make_node("ConstantOfShape", [shape], [f"self_past.{i}.{kv}"], value=zero))
-            else_nodes.append(
-                helper.make_node("Identity", [f"{CROSS_PREFIX}present.{i}.encoder.{kv}"], [f"cross_past.{i}.{kv}"])
-            )
-            branch_outputs += [f"self_past.{i}.{kv}", f"cross_past.{i}.{kv}"]
-    # The branch outputs carry the step graph's own past types (symbolic batch and length, static heads and
-    # head size): without them onnxruntime's shape inference loses the shapes after the If and skips fusions
-    # (SkipLayerNormalization): slower, and other numbers than the step graph alone.
-    renames = {f"past_key_values.{i}.{part}.{kv}": f"{'self' if part == 'decoder' else 'cross'}_past.{i}.{kv}"
-               for i in range(layers) for part in ("decoder", "encoder") for kv in ("key", "value")}  # fmt: skip
-    typed = {renames[name]: value for name, value in past.items()}
-    float_out = [_typed(typed[name], name) for name in branch_outputs]
-    then_branch = helper.make_graph(then_nodes, "with_past", [], float_out)
-    else_branch = helper.make_graph(else_nodes, "first_step", [], float_out, list(cross.graph.initializer))
-    choose = helper.make_node("If", ["use_cache_branch"], branch_outputs, name="use_cache_branch",
+            theirs, present = f"past_key_values.{i}.encoder.{kv}", f"present.{i}.encoder.{kv}"
+            value = f"cross_kv.{i}.{kv}"
+            then_nodes.append(helper.make_node("Identity", [theirs], [value]))
+            heads, dim = (d.dim_value for d in past[theirs].type.tensor_type.shape.dim[1::2])
+            empty = helper.make_tensor(f"{present}.empty", TensorProto.FLOAT, [0, heads, 0, dim], [])
+            then_nodes.append(helper.make_node("Constant", [], [present], value=empty))
+            else_nodes.append(helper.make_node("Identity", [f"{CROSS_PREFIX}{present}"], [value]))
+            else_nodes.append(helper.make_node("Identity", [f"{CROSS_PREFIX}{present}"], [present]))
+            values.append(value)
+            presents.append(present)
+    # The branch outputs carry the step graph's own types for the cross keys and values (symbolic batch and length,
+    # static heads and head size): without them onnxruntime's shape inference loses the shapes after the If and
+    # skips fusions (SkipLayerNormalization): slower, and other numbers than the step graph alone.
+    typed = [_typed(past[f"past_key_values.{v.split('.', 1)[1].replace('.', '.encoder.', 1)}"], v) for v in values]
+    branch_types = typed + [_past_type(past[p.replace("present", "past_key_values", 1)], p) for p in presents]
+    then_branch = helper.make_graph(then_nodes, "with_past", [], branch_types)
+    else_branch = helper.make_graph(else_nodes, "first_step", [], branch_types, list(cross.graph.initializer))
+    choose = helper.make_node("If", ["use_cache_branch"], values + presents, name="use_cache_branch",
                               then_branch=then_branch, else_branch=else_branch)  # fmt: skip
+    renames = {f"past_key_values.{v.split('.', 1)[1].replace('.', '.encoder.', 1)}": v for v in values}
     step_nodes = [_renamed(node, renames) for node in step.graph.node]
-    presents = [
-        helper.make_node("Identity", [f"cross_past.{i}.{kv}"], [f"present.{i}.encoder.{kv}"])
-        for i in range(layers)
-        for kv in ("key", "value")
-    ]
-    by_name = {o.name: o for o in step.graph.output}
     outputs = [by_name["logits"]] if "logits" in by_name else []
     for i in range(layers):
         outputs += [by_name[f"present.{i}.decoder.key"], by_name[f"present.{i}.decoder.value"]]
-        outputs += [
-            _named_axes(by_name[f"present.{i}.decoder.key"], f"present.{i}.encoder.{kv}") for kv in ("key", "value")
-        ]
+        outputs += [t for t in branch_types if t.name in (f"present.{i}.encoder.key", f"present.{i}.encoder.value")]
     if keep_hidden:
         outputs.append(by_name["decoder_hidden"])
     first = ("encoder_attention_mask", "input_ids", "encoder_hidden_states")  # Optimum's order
     inputs = sorted((i for i in step.graph.input if i.name in first), key=lambda i: first.index(i.name))
-    inputs += [_named_axes(past[name], name) for name in past]
+    inputs += [_past_type(value, name) for name, value in past.items()]
     inputs.append(helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1]))
-    graph = helper.make_graph([choose, *step_nodes, *presents], "decoder_merged", inputs, outputs,
-                              list(step.graph.initializer))  # fmt: skip
-    graph.value_info.extend(_typed(typed[name], name) for name in branch_outputs)
+    graph = helper.make_graph([choose, *step_nodes], "decoder_merged", inputs, outputs, list(step.graph.initializer))
+    graph.value_info.extend(_typed(t, t.name) for t in typed)
     graph.value_info.extend(step.graph.value_info)  # the step's intermediate shapes, which its fusions need
     opsets = {o.domain: o.version for model in (cross, step) for o in model.opset_import}
     merged = helper.make_model(
@@ -156,14 +146,16 @@ def _typed(value: ValueInfoProto, name: str) -> ValueInfoProto:
     return helper.make_tensor_value_info(name, tensor.elem_type, dims)
 
 
-def _named_axes(value: ValueInfoProto, name: str) -> ValueInfoProto:
-    """`value`'s type under `name`, every axis named, not sized: a client feeds a first step's empty past with the
-    config's head count, which a pruned layer does not have (the first-step branch never reads it)."""
+def _past_type(value: ValueInfoProto, name: str) -> ValueInfoProto:
+    """A past (or present) tensor's type under `name`: [batch_size, heads, length, head_dim] with the layer's own head
+    count and size as numbers — transformers.js sizes a first step's empty past from them (its symbols: batch_size;
+    any other name reads 0), so a pruned layer gets its own head count — and named batch and length axes."""
     from onnx import helper
 
     tensor = value.type.tensor_type
-    dims = [f"{name}.{axis}" for axis in range(len(tensor.shape.dim))]
-    return helper.make_tensor_value_info(name, tensor.elem_type, dims)
+    heads, dim = (d.dim_value for d in tensor.shape.dim[1::2])
+    length = "encoder_sequence_length" if ".encoder." in name else "past_sequence_length"
+    return helper.make_tensor_value_info(name, tensor.elem_type, ["batch_size", heads, length, dim])
 
 
 def _save(model: ModelProto, out: Path) -> None:

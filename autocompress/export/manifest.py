@@ -32,8 +32,8 @@ class Manifest:
     # Attention shapes the loops size their caches with: head_dim, and per layer encoder_heads, self_heads (decoder
     # self-attention), cross_heads. Pruned students differ per layer.
     structure: dict[str, Any]
-    # role → file: onnxruntime "encoder" and "decoder_merged" (finished: autocompress.export.layout) or
-    # "decoder_cross" and "decoder_step" (what the artifact passes work on); ctranslate2 "model"
+    # role → file: onnxruntime "encoder", "decoder_cross" and "decoder_step", and once finished
+    # (autocompress.export.layout) "decoder_merged" for other loaders; ctranslate2 "model"
     files: dict[str, str]
     precision: dict[str, Any] = field(default_factory=lambda: {"dtype": "fp32"})  # the precision pass's config
     task: dict[str, Any] = field(default_factory=dict)  # autocompress.task.Task.to_dict()
@@ -51,6 +51,13 @@ class Manifest:
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise ValueError(f"artifact runtime {self.runtime!r} is unknown: {', '.join(RUNTIMES)}")
+
+    def loop_files(self) -> list[str]:
+        """The graph or model files our runtime loops read (a finished onnxruntime artifact also holds the merged
+        decoder for other loaders, which they do not read: autocompress.export.layout)."""
+        if self.runtime == "onnxruntime" and "decoder_step" in self.files:
+            return [self.files[graph] for graph in ("encoder", "decoder_cross", "decoder_step")]
+        return list(self.files.values())
 
     @property
     def dtype(self) -> str:

@@ -64,7 +64,8 @@ class DecoderState:
         outputs = runtime.sessions[graph].run(None, inputs)
         results = dict(zip(runtime.output_names[graph], outputs, strict=True))
         for name, value in results.items():
-            if name.startswith("present."):  # the cross ones come back unchanged
+            # the cross ones from the first step only: afterwards the merged graph returns them empty
+            if name.startswith("present.") and (self.first or ".decoder." in name):
                 feed[f"past_key_values{name[len('present') :]}"] = value
         self.first = False
         shortlist = runtime.shortlist
@@ -88,12 +89,17 @@ class DecoderState:
 
 
 class OnnxSeq2Seq(ArtifactRuntime):
-    """Runs an artifact in Optimum's layout (the encoder and the merged decoder), or in the one the artifact passes
-    work on before autocompress.export.layout merges it (the encoder, the cross graph and the step graph)."""
+    """Runs an artifact's encoder, cross and step graphs, or its encoder and merged decoder (Optimum's layout,
+    autocompress.export.layout) where it has no step graph."""
 
     def __init__(
-        self, directory: Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)
+        self,
+        directory: Path,
+        threads: int | None = None,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        merged: bool = False,
     ) -> None:
+        """merged: run the merged decoder (what other loaders run) even where the cross and step graphs are there."""
         import onnxruntime as ort
 
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -101,15 +107,19 @@ class OnnxSeq2Seq(ArtifactRuntime):
         if self.manifest.runtime != "onnxruntime":
             raise ValueError(f"{directory} is a {self.manifest.runtime} artifact, not an onnxruntime one")
         files = self.manifest.files
+        if merged and "decoder_merged" not in files:
+            raise ValueError(f"{directory} has no merged decoder: autocompress.export.layout finishes an artifact")
         if "decoder_merged" not in files and "decoder_step" not in files:
             raise UserInputError(
                 f"{directory} is an onnxruntime artifact of an older autocompress layout (one decoder graph): "
                 "export it again with this version"
             )
         options = session_options(threads)
+        split = "decoder_step" in files and not merged  # faster than the merged graph's If (export/layout.py)
+        graphs = ("encoder", "decoder_cross", "decoder_step") if split else ("encoder", "decoder_merged")
         self.sessions = {
-            graph: ort.InferenceSession(str(self.directory / file), options, providers=list(providers))
-            for graph, file in files.items()
+            graph: ort.InferenceSession(str(self.directory / files[graph]), options, providers=list(providers))
+            for graph in graphs
         }
         self.merged = "decoder_merged" in self.sessions
         self.input_names = {graph: [i.name for i in s.get_inputs()] for graph, s in self.sessions.items()}
