@@ -147,15 +147,17 @@ def _typed(value: ValueInfoProto, name: str) -> ValueInfoProto:
 
 
 def _past_type(value: ValueInfoProto, name: str) -> ValueInfoProto:
-    """A past (or present) tensor's type under `name`: [batch_size, heads, length, head_dim] with the layer's own head
-    count and size as numbers — transformers.js sizes a first step's empty past from them (its symbols: batch_size;
-    any other name reads 0), so a pruned layer gets its own head count — and named batch and length axes."""
+    """A past (or present) tensor's type under `name`: [batch_size, heads, length, head_dim], the head size a number,
+    the rest named. Clients size a first step's empty past themselves: transformers.js from the input metadata (its
+    one symbol is batch_size; any other name reads 0), Optimum from the config's head count, which a pruned layer
+    does not have. An empty past of any head count is fine (onnxruntime's Concat skips empty inputs, and the first
+    step reads no cross past), so the head axis is named, not fixed."""
     from onnx import helper
 
     tensor = value.type.tensor_type
-    heads, dim = (d.dim_value for d in tensor.shape.dim[1::2])
+    dim = tensor.shape.dim[3].dim_value
     length = "encoder_sequence_length" if ".encoder." in name else "past_sequence_length"
-    return helper.make_tensor_value_info(name, tensor.elem_type, ["batch_size", heads, length, dim])
+    return helper.make_tensor_value_info(name, tensor.elem_type, ["batch_size", f"{name}.heads", length, dim])
 
 
 def _save(model: ModelProto, out: Path) -> None:
