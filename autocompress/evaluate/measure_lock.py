@@ -1,6 +1,7 @@
 """Measurement is exclusive per device: a timing never overlaps another timing or the heavy work of other trials.
 
-Two file locks per device, shared by every process of the machine (Ray workers included):
+Two file locks per device (the CPU, or each GPU: `device_key`), shared by every process of the machine (Ray workers
+included):
 - `gate`: a measurement holds it exclusively for its whole duration, so no new unit of background work starts;
 - `busy`: background work (a training step, an export, a batch of BLEU decoding) holds it shared; a measurement
   takes it exclusively, so it starts once the units already running have finished.
@@ -24,8 +25,18 @@ from autocompress.target import TargetSpec
 LOCK_DIR = Path(os.environ.get("AUTOCOMPRESS_LOCK_DIR", tempfile.gettempdir()))
 
 
+def device_key(device: str) -> str:
+    """The lock's name for a device: cpu, or the GPU this process computes on. Ray gives each trial its GPUs in
+    CUDA_VISIBLE_DEVICES (its cuda:0 is the first listed), so two trials on different GPUs hold different locks and
+    two sharing one GPU (--gpus-per-trial 0.5) the same; a process Ray did not place computes on GPU 0."""
+    if device != "cuda":
+        return device
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return f"cuda{visible or '0'}"
+
+
 def lock_path(device: str, role: str) -> Path:
-    return LOCK_DIR / f"autocompress-{device}-{role}.lock"
+    return LOCK_DIR / f"autocompress-{device_key(device)}-{role}.lock"
 
 
 @contextmanager
