@@ -168,8 +168,19 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         artifact=str(artifact),
         phases=phases,
         metrics=metrics,
-        worker={"host": socket.gethostname(), "pid": os.getpid(), "started": started, "ended": time.time()},
+        worker={"host": socket.gethostname(), "pid": os.getpid(), "started": started, "ended": time.time()} | _placed(),
     )
+
+
+def _placed() -> dict[str, Any]:
+    """Where Ray ran the trial: its node and the GPUs it was given (two nodes may share a host name)."""
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # not under Ray: nothing to say
+        node = None
+    return {"node": node, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 def run_prepare(job: TrialJob, artifacts: tuple[str, ...]) -> dict[str, dict[str, Any]]:
