@@ -19,6 +19,8 @@ def ray_with_gpus(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any
     import ray
 
     os.environ["AUTOCOMPRESS_LOCK_DIR"] = str(tmp_path)  # workers inherit it: this test's locks only
+    if ray.is_initialized():  # a search earlier in this process left its Ray: this test needs one with GPUs
+        ray.shutdown()
     try:
         ray.init(address="local", num_cpus=2, num_gpus=request.param, include_dashboard=False,
                  logging_level="ERROR", log_to_driver=False)  # fmt: skip
