@@ -49,45 +49,15 @@ def plan(out: Path) -> list[tuple[str, list[str]]]:
         ),
         ("environment", [PY, str(Path(__file__).resolve()), "--environment", "--out", str(out)]),
         ("tests marked cuda", [PY, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider"]),
-        (
-            "every precision path",
-            [
-                PY,
-                "-m",
-                "autocompress",
-                "search",
-                "--space",
-                "benchmarks/spaces/gpu_check.yaml",
-                "--budget",
-                "8",
-                "--seed",
-                "0",
-                "--out",
-                str(out / "paths"),
-            ],
-        ),
-        (
-            "two workers on one GPU",
-            [
-                PY,
-                "-m",
-                "autocompress",
-                "search",
-                "--space",
-                "benchmarks/spaces/gpu_check.yaml",
-                "--budget",
-                "4",
-                "--workers",
-                "2",
-                "--gpus-per-trial",
-                "0.5",
-                "--seed",
-                "1",
-                "--out",
-                str(out / "shared"),
-            ],
-        ),
+        ("every precision path", _search(out / "paths", "8", "0")),
+        ("two workers on one GPU", _search(out / "shared", "4", "1", "--workers", "2", "--gpus-per-trial", "0.5")),
     ]
+
+
+def _search(out: Path, budget: str, seed: str, *extra: str) -> list[str]:
+    space = "benchmarks/spaces/gpu_check.yaml"
+    return [PY, "-m", "autocompress", "search", "--space", space, "--budget", budget, "--seed", seed, *extra,
+            "--out", str(out)]  # fmt: skip
 
 
 def _pinned(package: str) -> str:
