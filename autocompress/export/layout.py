@@ -76,10 +76,11 @@ def merge_decoder(cross_path: Path, step_path: Path, out: Path, keep_hidden: boo
     _prefix(cross.graph)
     then_nodes, else_nodes = [], list(cross.graph.node)
     values, presents = [], []  # the If's outputs: the step's cross inputs, the graph's cross presents
+    renames: dict[str, str] = {}  # the step graph's cross past input → the If's output it reads instead
     for i in range(layers):
         for kv in ("key", "value"):
             theirs, present = f"past_key_values.{i}.encoder.{kv}", f"present.{i}.encoder.{kv}"
-            value = f"cross_kv.{i}.{kv}"
+            value = renames[theirs] = f"cross_kv.{i}.{kv}"
             then_nodes.append(helper.make_node("Identity", [theirs], [value]))
             heads, dim = (d.dim_value for d in past[theirs].type.tensor_type.shape.dim[1::2])
             empty = helper.make_tensor(f"{present}.empty", TensorProto.FLOAT, [0, heads, 0, dim], [])
@@ -91,13 +92,12 @@ def merge_decoder(cross_path: Path, step_path: Path, out: Path, keep_hidden: boo
     # The branch outputs carry the step graph's own types for the cross keys and values (symbolic batch and length,
     # static heads and head size): without them onnxruntime's shape inference loses the shapes after the If and
     # skips fusions (SkipLayerNormalization): slower, and other numbers than the step graph alone.
-    typed = [_typed(past[f"past_key_values.{v.split('.', 1)[1].replace('.', '.encoder.', 1)}"], v) for v in values]
+    typed = [_typed(past[theirs], value) for theirs, value in renames.items()]
     branch_types = typed + [_past_type(past[p.replace("present", "past_key_values", 1)], p) for p in presents]
     then_branch = helper.make_graph(then_nodes, "with_past", [], branch_types)
     else_branch = helper.make_graph(else_nodes, "first_step", [], branch_types, list(cross.graph.initializer))
     choose = helper.make_node("If", ["use_cache_branch"], values + presents, name="use_cache_branch",
                               then_branch=then_branch, else_branch=else_branch)  # fmt: skip
-    renames = {f"past_key_values.{v.split('.', 1)[1].replace('.', '.encoder.', 1)}": v for v in values}
     step_nodes = [_renamed(node, renames) for node in step.graph.node]
     outputs = [by_name["logits"]] if "logits" in by_name else []
     for i in range(layers):

@@ -32,7 +32,7 @@ def _table(frame: pd.DataFrame) -> str:
 def _note(record: dict[str, object]) -> str:
     for key, text in (("duplicate_of", "same recipe as {}"), ("rerun_of", "rerun of {}"), ("fail_reason", "{}")):
         value = record.get(key)
-        if value is not None and value is not pd.NA and value == value:
+        if not pd.isna(value):  # None, NaN and pandas' NA alike: the column is empty for this trial
             return text.format(value)
     return ""
 

@@ -1,9 +1,10 @@
 """Generation with an exported ONNX artifact in onnxruntime: a lean batched greedy loop with the KV cache.
 
-No transformers at run time beyond the tokenizer; the loop does per step one decoder call and an argmax. It reads
-the files Optimum and transformers.js read (autocompress.export.onnx, autocompress.export.layout). An artifact with a
-lexical shortlist (autocompress.runtime.shortlist) projects the decoder's output onto the batch's
-candidates here instead of in the graph.
+No transformers at run time beyond the tokenizer; the loop does per step one decoder call and an argmax. It runs the
+cross and step graphs a finished artifact keeps beside Optimum's merged decoder (faster than the merged graph's If:
+autocompress.export.layout), or the merged decoder itself (`merged=True`). An artifact with a lexical shortlist
+(autocompress.runtime.shortlist) projects the decoder's output onto the batch's candidates here instead of in the
+graph.
 """
 
 from __future__ import annotations
