@@ -64,9 +64,17 @@ def options(setup: dict[str, Any], out: Path, space: str = "wide", **extra: Any)
     }
 
 
-def cli(args: list[str], env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+def cli(
+    args: list[str], env: dict[str, str] | None = None, stdin: str | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "autocompress", *args], capture_output=True, text=True, env=env, input=stdin, check=False
+        [sys.executable, "-m", "autocompress", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        check=False,
+        timeout=timeout,
     )
 
 

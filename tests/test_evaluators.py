@@ -34,7 +34,7 @@ def test_quality_is_sacrebleu_on_the_artifact_with_decoding_pinned(artifact: Pat
     corpus = ParallelCorpus("tiny", SOURCES, REFERENCES)
     found = artifact_quality(OnnxSeq2Seq(artifact, threads=1), corpus, TARGET)
     assert found["bleu"].signature.startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
-    assert "beam:1|max_len:6|batch:32|order:longest-first|data:tiny|n:4" in found["bleu"].signature
+    assert "device:cpu|beam:1|max_len:6|batch:32|order:longest-first|data:tiny|n:4" in found["bleu"].signature
     assert found["chrf"].signature.startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:")
     assert 0 <= found["bleu"].value <= 100
 

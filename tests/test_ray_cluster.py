@@ -69,11 +69,47 @@ def test_an_address_that_is_not_ray_is_refused_within_seconds(
     assert not (tmp_path / "out").exists()
 
 
+def _ray_start(arguments: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """`ray start --block` in a session of its own: Ray's process reaper, which signals its whole process group when
+    it reads the end of its stdin, never reaches this test's process; stopped by _ray_stop (never `ray stop`, which
+    stops every Ray on the machine)."""
+    return subprocess.Popen(
+        ["ray", "start", "--block", *arguments],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _ray_stop(node: subprocess.Popen) -> None:
+    os.killpg(node.pid, signal.SIGTERM)
+    try:
+        node.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+
+
+def _wait_for_port(port: int, nodes: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    errors = [node.stderr.read() if node.stderr else "" for node in nodes]
+    for node in nodes:
+        os.killpg(node.pid, signal.SIGKILL)
+    pytest.fail(f"ray start --head did not come up: {errors}")
+
+
 @pytest.fixture
 def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """`ray start --head --block` with its own HOME holding a token (~/.ray/auth_token): Ray turns token
-    authentication on, as it does on a machine where `ray get-auth-token --generate` ran. Stopped by signalling its
-    process group (never `ray stop`, which stops every Ray on the machine)."""
+    """`ray start --head` with its own HOME holding a token (~/.ray/auth_token): Ray turns token authentication on,
+    as it does on a machine where `ray get-auth-token --generate` ran."""
     if shutil.which("ray") is None:
         pytest.skip("the ray command is not installed")
     home = tmp_path / "home"
@@ -84,32 +120,12 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     # Its own temp dir, so that the `ray_current_cluster` file it writes does not point other Ray users of the machine
     # at it (short: Ray's socket paths must stay under 108 characters).
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    command = ["ray", "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
-    head = subprocess.Popen(
-        [*command, f"--temp-dir={temp}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    head = _ray_start(
+        ["--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}"], env
     )
-    address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(head.pid, signal.SIGKILL)
-        pytest.fail(f"ray start --head did not come up: {head.stderr.read() if head.stderr else ''}")
-    yield address, env
-    os.killpg(head.pid, signal.SIGTERM)
-    try:
-        head.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
+    _wait_for_port(port, [head])
+    yield f"127.0.0.1:{port}", env
+    _ray_stop(head)
     shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -145,3 +161,59 @@ def test_a_token_makes_the_driver_send_it(tmp_path: Path) -> None:
     (home / ".ray" / "auth_token").write_text("b" * 32)
     assert mode(base) == "token"
     assert mode(base | {"RAY_AUTH_MODE": "disabled"}) == "disabled"
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """Two Ray nodes on this machine, as `ray start` makes them on two: a head and a worker node joining it, one CPU
+    each, so that two trials of one CPU can only run one on each."""
+    if shutil.which("ray") is None:
+        pytest.skip("the ray command is not installed")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home)}
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    head = _ray_start(
+        ["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp}"], env
+    )
+    _wait_for_port(port, [head])
+    address = f"127.0.0.1:{port}"
+    worker = _ray_start([f"--address={address}", "--num-cpus=1"], env)
+    try:
+        _wait_for_nodes(address, env, 2)
+        yield address, env
+    finally:
+        _ray_stop(worker)
+        _ray_stop(head)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _wait_for_nodes(address: str, env: dict[str, str], count: int) -> None:
+    """Until the cluster reports `count` live nodes (`ray status` prints one "node_" line per active node)."""
+    deadline = time.monotonic() + 120
+    status = ""
+    while time.monotonic() < deadline:
+        done = subprocess.run(["ray", "status", f"--address={address}"], env=env, capture_output=True, text=True)
+        status = done.stdout
+        if status.count(" node_") >= count:
+            return
+        time.sleep(1)
+    pytest.fail(f"the cluster did not reach {count} nodes: {status}")
+
+
+def test_trials_land_on_both_nodes_of_a_cluster_and_the_driver_keeps_the_study(
+    setup: dict[str, Any], tmp_path: Path, two_nodes: tuple[str, dict[str, str]]
+) -> None:
+    import optuna
+
+    address, env = two_nodes
+    out = tmp_path / "two-nodes"
+    args = ["--address", address, "--workers", "2", "--cpus-per-trial", "1", "--budget", "4", "--no-constraint"]
+    done = cli(cli_args(setup, out, *args, space="four"), env=env, timeout=900)  # a task no node fits waits forever
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")
+    ran = [t for t in study.trials if "worker" in t.user_attrs and "duplicate_of" not in t.user_attrs]
+    nodes = {t.user_attrs["worker"]["node"] for t in ran}
+    assert len(nodes) == 2 and None not in nodes, [(t.number, t.user_attrs["worker"]) for t in ran]
+    assert (out / "pareto.csv").exists() and (out / "best" / "artifact.json").exists()

@@ -124,8 +124,10 @@ class RayExecutor:
         self.running: dict[Any, Running] = {}
 
     def prepare(self, job: TrialJob, artifacts: tuple[str, ...], stop: Any) -> dict[str, dict[str, Any]]:
-        """Run the teacher's preparation (run_prepare) with the whole machine, checking `stop()` every second."""
-        task = self.ray.remote(run_prepare).options(name="prepare", num_cpus=self.ray.available_resources()["CPU"])
+        """Run the teacher's preparation (run_prepare) with the whole of one machine, checking `stop()` every second.
+        One node's CPUs, not the cluster's: a task asking for more than any node has would wait forever."""
+        nodes = [node["Resources"].get("CPU", 0.0) for node in self.ray.nodes() if node["Alive"]]
+        task = self.ray.remote(run_prepare).options(name="prepare", num_cpus=max(nodes))
         ref = task.remote(job, artifacts)
         while not self.ray.wait([ref], timeout=1.0)[0]:
             stop()

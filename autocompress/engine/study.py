@@ -6,9 +6,12 @@ that trial; the teacher's baseline and the search settings are user attributes o
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import socket
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,28 +96,63 @@ def open_study(
     """Create the study, or load it to resume; refuse one made with other settings (autocompress.engine.settings).
     The objectives' titles are the study's metric names, which optuna-dashboard shows."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        existing = optuna.get_all_study_names(storage)
-    except Exception as err:  # any storage error comes from the URL or file the user gave
-        raise UserInputError(f"cannot open study storage {storage}: {str(err).splitlines()[0]}") from None
+    with _creation_lock(storage):
+        study = _create_or_load(name, storage, objectives, sampler)
+        reconcile(study, settings)
+        if study.metric_names is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([o.title for o in objectives])
+    return study
+
+
+@contextlib.contextmanager
+def _creation_lock(storage: str) -> Iterator[None]:
+    """Two drivers started together on one new SQLite file would both create its tables ("table studies already
+    exists"): creating, reconciling and naming the study is serialised by a lock file beside the database. Server
+    storages (PostgreSQL, MySQL) take the retry in _create_or_load instead."""
+    if not storage.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(storage.removeprefix("sqlite:///"))
+    if not db.parent.is_dir():
+        yield  # optuna reports the missing directory as a storage error
+        return
+    with open(db.parent / f".{db.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# What a server database says when two drivers create optuna's tables at one moment (SQLite, PostgreSQL, MySQL).
+_CREATED_TOGETHER = ("already exists", "UNIQUE constraint", "duplicate key", "Duplicate entry")
+
+
+def _create_or_load(
+    name: str, storage: str, objectives: tuple[Measure, ...], sampler: optuna.samplers.BaseSampler
+) -> optuna.Study:
+    for attempt in range(3):
+        try:
+            existing = optuna.get_all_study_names(storage)
+            break
+        except Exception as err:  # any storage error comes from the URL or file the user gave
+            if any(hint in str(err) for hint in _CREATED_TOGETHER) and attempt < 2:
+                continue  # another driver created the schema at the same moment: it is there now
+            raise UserInputError(f"cannot open study storage {storage}: {str(err).splitlines()[0]}") from None
     if existing and name not in existing and storage.startswith("sqlite:///"):
         raise UserInputError(
             f"{storage.removeprefix('sqlite:///')} holds another study ({', '.join(existing)}), not {name!r}: "
             "give another --out directory, or --study with that name to resume it"
         )
-    study = optuna.create_study(
+    return optuna.create_study(
         study_name=name,
         storage=storage,
         directions=[o.direction for o in objectives],
         sampler=sampler,
         load_if_exists=True,
     )
-    reconcile(study, settings)
-    if study.metric_names is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([o.title for o in objectives])
-    return study
 
 
 def recover_cut_off(study: optuna.Study) -> list[int]:

@@ -34,7 +34,9 @@ def artifact_quality(runtime: Seq2SeqRuntime, corpus: ParallelCorpus, target: Ta
     hyps = runtime.translate(list(corpus.sources), batch_size=batch, max_length=target.max_length, beam=target.beam)
     bleu, chrf = score_translations(hyps, list(corpus.references))
     order = f"|order:{ORDER}" if batch > 1 else ""
-    decoding = f"{target.decoding_signature()}|batch:{batch}{order}|data:{corpus.name}|n:{len(corpus)}"
+    decoding = (
+        f"device:{target.device}|{target.decoding_signature()}|batch:{batch}{order}|data:{corpus.name}|n:{len(corpus)}"
+    )
     return {
         "bleu": Measurement("bleu", round(bleu.score, 2), "BLEU", f"{bleu.signature}|{decoding}"),
         "chrf": Measurement("chrf", round(chrf.score, 2), "chrF", f"{chrf.signature}|{decoding}"),

@@ -44,15 +44,17 @@ def build_artifact(
     calibration: Sequence[str] = (),
     metrics: dict[str, Any] | None = None,
     ctx: PassContext | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Write the artifact to out_dir (replaced if present). onnx_fp32() gives the student's fp32 ONNX export, which
     onnxruntime artifacts start from (made on first call: CTranslate2 artifacts never need it). ctx, the teacher's
-    pass context, is given to the artifact passes that read teacher artifacts (the shortlist)."""
+    pass context, is given to the artifact passes that read teacher artifacts (the shortlist). Building pauses while a
+    measurement runs on `device`, the target's."""
     # Per process: two searches on one study (or a retried Ray task beside a stale one) never share a staging area.
     staging = out_dir.with_name(f"{out_dir.name}.building-{socket.gethostname()}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     build = ArtifactBuild(student, tokenizer, recipe, staging, onnx_fp32, calibration)
-    with background_work():
+    with background_work(device):
         for config in artifact_passes(recipe):
             PASSES[config.name].apply(build, config, ctx)
         standard_layout(staging)
