@@ -49,11 +49,12 @@ BEAT = 30.0  # seconds between notes of the time spent
 
 
 def run_search(engine: str, budget_s: float, workdir: Path) -> Path:
-    """Run (or resume) one engine's search until its search time reaches the budget; returns its output directory."""
+    """Run (or resume) one engine's search until its search time reaches the budget, or the search ends by itself (a
+    space it finds exhausted); returns its output directory."""
     out, log = workdir / engine, workdir / f"{engine}.json"
-    runs: list[list[float]] = json.loads(log.read_text()) if log.exists() else []
+    runs, finished = read_runs(log)
     spent = sum(end - start for start, end in runs)
-    if spent >= budget_s - 60:  # done (a minute short is the driver finishing its last trials early)
+    if finished or spent >= budget_s - 60:  # done (a minute short is the driver finishing its last trials early)
         return out
     command = [sys.executable, "-m", "autocompress", "search", "--space", ENGINES[engine], "--seed", "0"]
     command += ["--budget", f"{int(budget_s - spent)}s", "--out", str(out)]
@@ -64,12 +65,23 @@ def run_search(engine: str, budget_s: float, workdir: Path) -> Path:
         while search.poll() is None:
             time.sleep(BEAT)
             runs[-1][1] = time.time()
-            log.write_text(json.dumps(runs))
+            log.write_text(json.dumps({"runs": runs, "finished": False}))
     runs[-1][1] = time.time()
-    log.write_text(json.dumps(runs))
+    log.write_text(json.dumps({"runs": runs, "finished": search.returncode == 0}))
     if search.returncode != 0:
         raise SystemExit(f"{engine}: the search exited {search.returncode}")
     return out
+
+
+def read_runs(log: Path) -> tuple[list[list[float]], bool]:
+    """The [start, end] wall-clock times of each run of one engine's search, and whether the search ended by itself
+    (the first format, a bare list, did not record that)."""
+    if not log.exists():
+        return [], False
+    recorded = json.loads(log.read_text())
+    if isinstance(recorded, list):
+        return recorded, False
+    return recorded["runs"], bool(recorded["finished"])
 
 
 def search_time(runs: list[list[float]], moment: float) -> float:
@@ -83,7 +95,7 @@ def points(out: Path, workdir: Path, engine: str) -> tuple[list[tuple[float, lis
     from autocompress.report.view import study_view
 
     view = study_view(optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}"))
-    runs = json.loads((workdir / f"{engine}.json").read_text())
+    runs, _ = read_runs(workdir / f"{engine}.json")
     found = []
     for trial in view.feasible:
         moment = trial.datetime_complete.timestamp() if isinstance(trial.datetime_complete, datetime) else 0.0
@@ -154,10 +166,18 @@ def main() -> None:
         after.append(f"The students search reaches the per-trial search's final hypervolume ({final:.4f}) {when}.")
     for engine, view in views.items():
         structural = [t for t in view.front if _structural(t)]
+        runs, _ = read_runs(args.workdir / f"{engine}.json")
+        spent = sum(end - start for start, end in runs)
+        early = (
+            f" It stopped by itself after {spent / 60:.0f} min of search: its last 30 suggestions all repeated "
+            "measured recipes (the driver's sign of an exhausted space), so its final hypervolume is its 2-hour one."
+            if spent < budget - 60
+            else ""
+        )
         after.append(
             f"{engine}: {len(view.measured)} trials measured, front of {len(view.front)}, of which "
             f"{len(structural)} structurally compressed within the BLEU drop; selected trial "
-            f"{view.selected.number if view.selected else None}."
+            f"{view.selected.number if view.selected else None}.{early}"
         )
     write(
         "students",
@@ -168,8 +188,11 @@ def main() -> None:
     )
     _plot(frame, engines)
     if "students" in outs:
+        made_by = f"the students engine of `python benchmarks/students.py --budget {args.budget}`: " + (
+            f"`autocompress search --space {ENGINES['students']} --seed 0 --budget {args.budget}`"
+        )
         command = [sys.executable, str(HERE / "alternatives.py"), "--study", str(outs["students"])]
-        subprocess.run(command, check=True)
+        subprocess.run([*command, "--made-by", made_by], check=True)
 
 
 def _structural(trial: Any) -> bool:

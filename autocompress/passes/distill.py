@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from autocompress.evaluate.measure_lock import background_work
+from autocompress.model import arch
 from autocompress.model.batching import collate, encode_pairs, token_batches
 from autocompress.passes.base import Ask, Choices, Param, Pass, SpaceInfo
 
@@ -171,6 +172,7 @@ def distill(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> Non
     method = config["method"]
     device = torch.device(ctx.device)
     model.to(device).train()
+    arch.freeze_fixed_positions(model)
     teacher = ctx.teacher.to(device).eval() if "word" in method else None
     alpha, temperature = config["alpha"], config["temperature"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=(0.9, 0.98), weight_decay=0.0)

@@ -147,6 +147,7 @@ def train_elastic(ctx: PassContext, settings: ElasticSettings, workdir: Path) ->
     layer_scores = {stack: scores[f"layers.{stack}"].tolist() for stack in arch.STACKS}
     device = torch.device(ctx.device)
     model.to(device).train()
+    arch.freeze_fixed_positions(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.98), weight_decay=0.0)
     warmup, total = max(1, settings.warmup_steps), settings.steps
 
