@@ -183,3 +183,20 @@ def test_a_shortlist_limits_the_artifact_to_its_candidates(
         assert set(row) - {loaded.tokenizer.pad_token_id} <= candidates, sentence
         outputs.append(row)
     assert any(outputs), "the narrow shortlist still translates"
+
+
+def test_the_lexical_ranking_puts_each_words_translation_first() -> None:
+    """IBM Model 1 on pairs where each source word has one translation and a function word (5) is in every target:
+    each source word's list starts with its translation, the function word (explained by NULL) comes after it, and a
+    source word never met has an empty list."""
+    from autocompress.passes.shortlist import lexical_ranking
+
+    translation = {1: 10, 2: 20, 3: 30, 4: 40}
+    pairs = [(a, b) for a in translation for b in translation if a < b]
+    sources = [[a, b] for a, b in pairs]
+    targets = [[5, translation[b], translation[a]] for a, b in pairs]  # another order than the source's
+    top = lexical_ranking(sources, targets, source_size=8, target_size=50, width=4)
+    for word, meaning in translation.items():
+        assert top[word, 0] == meaning, (word, top[word].tolist())
+        assert 5 in top[word].tolist()[1:]
+    assert (top[7] == -1).all() and top.shape == (8, 4)
