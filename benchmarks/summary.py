@@ -13,7 +13,7 @@ from benchmarks.common import RESULTS
 
 SECTIONS = (
     ("search_efficiency", "python benchmarks/search_efficiency.py"),
-    ("alternatives", "python benchmarks/alternatives.py"),
+    ("alternatives", "python benchmarks/alternatives.py  # students.py runs it with --study on its students search"),
     ("olive_peer", "pip install -e '.[peer]' && python benchmarks/olive_peer.py"),
     ("trial_cost", "python benchmarks/trial_cost.py"),
     ("families", "python benchmarks/families.py"),

@@ -13,7 +13,7 @@ tokens kept. Ratios are against the same runtime with the whole vocabulary, meas
 results/benchmarks/vocabulary.{md,csv}.
 
     python benchmarks/vocabulary.py [--models demo,opus] [--sentences 32] [--repeats 5] [--counts 1,10,100]
-                                    [--shortlists 10:100,25:300,25:700,50:2000]
+                                    [--shortlists 10:100,10:300,25:300,50:300,25:700,50:2000]
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=32, help="dev sentences timed")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--counts", default="1,10,100", help="min_count values of the trimmed variants")
-    parser.add_argument("--shortlists", default="10:100,25:300,25:700,50:2000", help="top_k:frequent of the shortlists")
+    parser.add_argument(
+        "--shortlists", default="10:100,10:300,25:300,50:300,25:700,50:2000", help="top_k:frequent of the shortlists"
+    )
     args = parser.parse_args()
 
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
