@@ -97,8 +97,15 @@ def cli_args(setup: dict[str, Any], out: Path, *extra: str, space: str = "wide")
 
 
 def trial_states(db: Path) -> list[tuple[int, str]]:
+    """The trials' numbers and states; none while the driver is still creating the study (the file exists before
+    optuna's tables do)."""
     with sqlite3.connect(db) as con:
-        return con.execute("select number, state from trials order by number").fetchall()
+        try:
+            return con.execute("select number, state from trials order by number").fetchall()
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return []
+            raise
 
 
 def wait_until_one_done_and_one_running(out: Path, proc: subprocess.Popen) -> None:

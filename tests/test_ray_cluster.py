@@ -3,6 +3,7 @@ exists), and an --address that is not Ray refused within seconds."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -85,11 +86,13 @@ def _ray_start(arguments: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 def _ray_stop(node: subprocess.Popen) -> None:
-    os.killpg(node.pid, signal.SIGTERM)
     try:
+        os.killpg(node.pid, signal.SIGTERM)
         node.wait(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(node.pid, signal.SIGKILL)
+    except ProcessLookupError:  # already gone (killed where it did not come up)
+        pass
 
 
 def _wait_for_port(port: int, nodes: list[subprocess.Popen]) -> None:
@@ -106,6 +109,23 @@ def _wait_for_port(port: int, nodes: list[subprocess.Popen]) -> None:
     pytest.fail(f"ray start --head did not come up: {errors}")
 
 
+@contextlib.contextmanager
+def _ray_head(env: dict[str, str], cpus: int) -> Iterator[str]:
+    """A head node on a free port; yields its address. Its own temp dir, so that the `ray_current_cluster` file it
+    writes does not point other Ray users of the machine at it (short: Ray's socket paths stay under 108 characters)."""
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    head = _ray_start(
+        ["--head", f"--port={port}", f"--num-cpus={cpus}", "--include-dashboard=false", f"--temp-dir={temp}"], env
+    )
+    try:
+        _wait_for_port(port, [head])
+        yield f"127.0.0.1:{port}"
+    finally:
+        _ray_stop(head)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 @pytest.fixture
 def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """`ray start --head` with its own HOME holding a token (~/.ray/auth_token): Ray turns token authentication on,
@@ -116,17 +136,8 @@ def ray_head(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     (home / ".ray").mkdir(parents=True)
     (home / ".ray" / "auth_token").write_text("a" * 32)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"HOME": str(home)}
-    port = _free_port()
-    # Its own temp dir, so that the `ray_current_cluster` file it writes does not point other Ray users of the machine
-    # at it (short: Ray's socket paths must stay under 108 characters).
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    head = _ray_start(
-        ["--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}"], env
-    )
-    _wait_for_port(port, [head])
-    yield f"127.0.0.1:{port}", env
-    _ray_stop(head)
-    shutil.rmtree(temp, ignore_errors=True)
+    with _ray_head(env, cpus=2) as address:
+        yield address, env
 
 
 def test_the_readme_cluster_recipe_runs_with_token_auth(
@@ -172,21 +183,13 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home)}
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    head = _ray_start(
-        ["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp}"], env
-    )
-    _wait_for_port(port, [head])
-    address = f"127.0.0.1:{port}"
-    worker = _ray_start([f"--address={address}", "--num-cpus=1"], env)
-    try:
-        _wait_for_nodes(address, env, 2)
-        yield address, env
-    finally:
-        _ray_stop(worker)
-        _ray_stop(head)
-        shutil.rmtree(temp, ignore_errors=True)
+    with _ray_head(env, cpus=1) as address:
+        worker = _ray_start([f"--address={address}", "--num-cpus=1"], env)
+        try:
+            _wait_for_nodes(address, env, 2)
+            yield address, env
+        finally:
+            _ray_stop(worker)
 
 
 def _wait_for_nodes(address: str, env: dict[str, str], count: int) -> None:
