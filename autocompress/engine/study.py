@@ -11,7 +11,6 @@ import fcntl
 import os
 import socket
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.engine.settings import reconcile
 from autocompress.errors import UserInputError
+from autocompress.evaluate.measure_lock import file_lock
 from autocompress.objectives import Measure
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
@@ -106,24 +106,15 @@ def open_study(
     return study
 
 
-@contextlib.contextmanager
-def _creation_lock(storage: str) -> Iterator[None]:
+def _creation_lock(storage: str) -> contextlib.AbstractContextManager[Any]:
     """Two drivers started together on one new SQLite file would both create its tables ("table studies already
     exists"): creating, reconciling and naming the study is serialised by a lock file beside the database. Server
-    storages (PostgreSQL, MySQL) take the retry in _create_or_load instead."""
-    if not storage.startswith("sqlite:///"):
-        yield
-        return
+    storages (PostgreSQL, MySQL) take the retry in _create_or_load instead; a missing directory is optuna's to
+    report, as a storage error."""
     db = Path(storage.removeprefix("sqlite:///"))
-    if not db.parent.is_dir():
-        yield  # optuna reports the missing directory as a storage error
-        return
-    with open(db.parent / f".{db.name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    if not storage.startswith("sqlite:///") or not db.parent.is_dir():
+        return contextlib.nullcontext()
+    return file_lock(db.parent / f".{db.name}.lock", fcntl.LOCK_EX)
 
 
 # What a server database says when two drivers create optuna's tables at one moment (SQLite, PostgreSQL, MySQL).

@@ -40,7 +40,8 @@ def lock_path(device: str, role: str) -> Path:
 
 
 @contextmanager
-def _locked(path: Path, mode: int) -> Iterator[IO[str]]:
+def file_lock(path: Path, mode: int) -> Iterator[IO[str]]:
+    """An flock on `path` (created if missing) for the block: fcntl.LOCK_EX or fcntl.LOCK_SH."""
     with open(path, "a") as handle:
         fcntl.flock(handle, mode)
         try:
@@ -53,8 +54,8 @@ def _locked(path: Path, mode: int) -> Iterator[IO[str]]:
 def exclusive(target: TargetSpec) -> Iterator[None]:
     """Hold the device for a measurement; on CPU also pin this process to the target's cores."""
     with (
-        _locked(lock_path(target.device, "gate"), fcntl.LOCK_EX),
-        _locked(lock_path(target.device, "busy"), fcntl.LOCK_EX),
+        file_lock(lock_path(target.device, "gate"), fcntl.LOCK_EX),
+        file_lock(lock_path(target.device, "busy"), fcntl.LOCK_EX),
     ):
         previous = os.sched_getaffinity(0)
         if target.device == "cpu":
@@ -68,7 +69,7 @@ def exclusive(target: TargetSpec) -> Iterator[None]:
 @contextmanager
 def background_work(device: str = "cpu") -> Iterator[None]:
     """One unit of heavy work that must pause while a measurement runs on `device`. Never nest inside exclusive()."""
-    with _locked(lock_path(device, "gate"), fcntl.LOCK_SH):
+    with file_lock(lock_path(device, "gate"), fcntl.LOCK_SH):
         busy = open(lock_path(device, "busy"), "a")
         fcntl.flock(busy, fcntl.LOCK_SH)
     try:
