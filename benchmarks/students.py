@@ -15,8 +15,10 @@ int8 of the teacher).
 
 Each search runs in its own process into --workdir/<engine>; the benchmark notes the search time spent every 30 s,
 so a run cut off (a session ending) resumes its study with what is left of the budget, and the time axis leaves the
-gap out. Goals: the students search's hypervolume reaches the per-trial search's 2-hour hypervolume within 1 hour;
-its front holds ≥ 3 structurally compressed students within 1.0 BLEU. Writes results/benchmarks/students.{md,csv,png}.
+gap out. A finished engine's study and time log are kept in results/benchmarks/students-runs/<engine>/, and a
+later run (an empty cache) compares against them instead of running that engine again. Goals: the students search's
+hypervolume reaches the per-trial search's 2-hour hypervolume within 1 hour; its front holds ≥ 3 structurally
+compressed students within 1.0 BLEU. Writes results/benchmarks/students.{md,csv,png}.
 
     python benchmarks/students.py [--budget 2h] [--engines students,per-trial] [--workdir DIR]
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -46,12 +49,22 @@ HERE = Path(__file__).resolve().parent
 ENGINES = {"students": "cpu", "per-trial": str(HERE / "spaces" / "per_trial.yaml")}
 WORKDIR = Path.home() / ".cache" / "autocompress" / "bench-students"
 BEAT = 30.0  # seconds between notes of the time spent
+# A finished engine's study and time log, kept with the results: a later session (a fresh machine, an empty cache)
+# compares against them instead of running that engine again; its trials' values and completion times are all the
+# curves need. Delete an engine's folder to run it again.
+KEPT = RESULTS / "students-runs"
 
 
 def run_search(engine: str, budget_s: float, workdir: Path) -> Path:
     """Run (or resume) one engine's search until its search time reaches the budget, or the search ends by itself (a
     space it finds exhausted); returns its output directory."""
     out, log = workdir / engine, workdir / f"{engine}.json"
+    kept = KEPT / engine
+    if not log.exists() and (kept / "study.db").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(kept / "study.db", out / "study.db")
+        shutil.copy2(kept / "runs.json", log)
+        print(f"{engine}: its finished run kept in {kept} (delete it to run the engine again)", flush=True)
     runs, finished = read_runs(log)
     spent = sum(end - start for start, end in runs)
     if finished or spent >= budget_s - 60:  # done (a minute short is the driver finishing its last trials early)
@@ -70,6 +83,9 @@ def run_search(engine: str, budget_s: float, workdir: Path) -> Path:
     log.write_text(json.dumps({"runs": runs, "finished": search.returncode == 0}))
     if search.returncode != 0:
         raise SystemExit(f"{engine}: the search exited {search.returncode}")
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(out / "study.db", kept / "study.db")
+    shutil.copy2(log, kept / "runs.json")
     return out
 
 

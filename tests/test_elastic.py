@@ -64,3 +64,21 @@ def test_each_trained_structure_is_the_student_the_passes_cut(
     )
     ctx.elastic = lambda: elastic
     torch.testing.assert_close(_logits(build_student(recipe, ctx), tokenizer), gated)
+
+
+def test_a_student_taken_from_an_elastic_student_has_one_position_table(tiny_models: dict[str, Path]) -> None:
+    """An elastic student trained while transformers made Marian's sinusoids trainable carries two tables moved
+    apart; a student cut from it gets the decoder's in both, so that CTranslate2 stores one."""
+    from autocompress.passes.init import take_weights
+
+    source = AutoModelForSeq2SeqLM.from_pretrained(tiny_models["marian"]).eval()
+    with torch.no_grad():
+        source.model.encoder.embed_positions.weight.add_(0.1)
+        source.model.decoder.embed_positions.weight.sub_(0.1)
+    student = AutoModelForSeq2SeqLM.from_pretrained(tiny_models["marian"]).eval()
+    take_weights(student, source)
+    decoder = source.model.decoder.embed_positions.weight
+    assert torch.equal(student.model.decoder.embed_positions.weight, decoder)
+    assert torch.equal(student.model.encoder.embed_positions.weight, decoder)
+    other = dict(source.named_parameters())
+    assert all(torch.equal(p, other[n]) for n, p in student.named_parameters() if "embed_positions" not in n)

@@ -179,6 +179,33 @@ def test_ctranslate2_float32_tokens_equal_pytorch(pruned: bool, tiny_models: dic
     np.testing.assert_allclose(scored, expected_lp.numpy(), atol=1e-4)
 
 
+def test_ctranslate2_int8_is_written_with_float16_tables_and_runs_at_int8(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weights int8 leaves in floating point go to disk in float16 (smaller), and CTranslate2 loads them back at
+    int8 with float32 tables: scores as the float32-stored int8 model's, within float16 rounding."""
+    from autocompress.export import ctranslate2 as ct2_export
+    from autocompress.runtime.ct2_loop import CT2Seq2Seq
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_models["marian"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["marian"])
+    half = ct2_export.export_ctranslate2(model, tokenizer, tmp_path / "half", quantization="int8")
+    monkeypatch.setattr(ct2_export, "STORED", {})  # the other choice: int8 weights beside float32 tables
+    full = ct2_export.export_ctranslate2(model, tokenizer, tmp_path / "full", quantization="int8")
+    assert Manifest.read(half).precision["stored"] == "int8_float16"
+    assert Manifest.read(full).precision["stored"] == "int8"
+    assert (half / "model.bin").stat().st_size < (full / "model.bin").stat().st_size
+    batch = tokenizer(SENTENCES[:1], text_target=[REFERENCE])
+    source = [tokenizer.convert_ids_to_tokens(batch["input_ids"][0])]
+    target = [tokenizer.convert_ids_to_tokens(batch["labels"][0])[:-1]]
+    scores = []
+    for directory in (half, full):
+        runtime = CT2Seq2Seq(directory, threads=1)
+        assert runtime.translator.compute_type == "int8_float32"
+        scores.append(runtime.translator.score_batch(source, target)[0].log_probs)
+    np.testing.assert_allclose(scores[0], scores[1], atol=2e-2)
+
+
 def test_ctranslate2_refuses_what_it_cannot_hold(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     from autocompress.export.ctranslate2 import ExportError, export_ctranslate2
     from autocompress.passes.heads import prune_heads

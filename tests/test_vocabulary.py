@@ -9,7 +9,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
@@ -189,14 +191,24 @@ def test_the_lexical_ranking_puts_each_words_translation_first() -> None:
     """IBM Model 1 on pairs where each source word has one translation and a function word (5) is in every target:
     each source word's list starts with its translation, the function word (explained by NULL) comes after it, and a
     source word never met has an empty list."""
-    from autocompress.passes.shortlist import lexical_ranking
+    from autocompress.passes.shortlist import MIN_PROBS, Lists, candidates, lexical_ranking
 
     translation = {1: 10, 2: 20, 3: 30, 4: 40}
     pairs = [(a, b) for a in translation for b in translation if a < b]
     sources = [[a, b] for a, b in pairs]
     targets = [[5, translation[b], translation[a]] for a, b in pairs]  # another order than the source's
-    top = lexical_ranking(sources, targets, source_size=8, target_size=50, width=4)
+    top, reaching = lexical_ranking(sources, targets, source_size=8, target_size=50, width=4)
     for word, meaning in translation.items():
         assert top[word, 0] == meaning, (word, top[word].tolist())
         assert 5 in top[word].tolist()[1:]
     assert (top[7] == -1).all() and top.shape == (8, 4)
+    # how many candidates reach each least probability: all listed ones at 0, fewer as it rises, the translation at 0.1
+    assert reaching.shape == (8, len(MIN_PROBS))
+    assert (reaching[:, 0] == (top >= 0).sum(axis=1)).all()
+    assert (np.diff(reaching, axis=1) <= 0).all()
+    assert (reaching[1:5, MIN_PROBS.index(0.1)] >= 1).all() and (reaching[1:5, -1] < reaching[1:5, 0]).all()
+    table = {"top": torch.from_numpy(top), "reaching": torch.from_numpy(reaching), "frequent": torch.arange(50)}
+    _, everything = candidates(table, Lists(top_k=4, frequent=0))
+    _, likely = candidates(table, Lists(top_k=4, frequent=0, min_prob=0.1))
+    assert (likely[:, 0] == everything[:, 0]).all()
+    assert ((likely >= 0).sum(axis=1) == reaching[:, MIN_PROBS.index(0.1)]).all()

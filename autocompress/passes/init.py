@@ -44,6 +44,7 @@ def take_weights(model: PreTrainedModel, source: PreTrainedModel) -> None:
     """Give `model` the weights of `source`, a model of the same shape, and the order of its heads and neurons."""
     with torch.no_grad():
         model.load_state_dict(source.state_dict())
+    arch.share_fixed_positions(model)
     for mine, theirs in zip(arch.attention_blocks(model), arch.attention_blocks(source), strict=True):
         order = original_heads(theirs)
         if not torch.equal(order, torch.arange(len(order))):

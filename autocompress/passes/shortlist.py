@@ -15,6 +15,7 @@ artifact is scored at the batch it is deployed at (evaluate.quality).
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,9 @@ TABLE_WIDTH = 250
 IBM1_ITERATIONS = 5
 CHUNK_SENTENCES = 2000  # sentence pairs whose links are held at once while the table is built
 MAX_K = 100
+# The least p(t|s) a source token's candidate may have (Marian's shortlist threshold): the table keeps, per source
+# token, how many of its ranked candidates reach each of these, so a trial picks one without the probabilities.
+MIN_PROBS = (0.0, 0.001, 0.01, 0.03, 0.1)
 VMAP_FILE = "vmap.txt"
 PARAMS = (
     Param(
@@ -53,6 +57,15 @@ PARAMS = (
         high=10000,
         when=(("top_k", tuple(range(1, MAX_K + 1))),),
     ),
+    Param(
+        "min_prob",
+        "categorical",
+        0.0,
+        "the least IBM Model 1 p(t|s) of a source token's candidate: rare words keep fewer (0: its top_k whatever "
+        "their probability); fewer candidates, a faster projection and a smaller vmap.txt",
+        choices=MIN_PROBS,
+        when=(("top_k", tuple(range(1, MAX_K + 1))),),
+    ),
 )
 
 
@@ -69,23 +82,35 @@ class Shortlist(Pass):
             return
         if ctx is None:
             raise RuntimeError("the shortlist needs the teacher's pass context for its table")
-        add_shortlist(subject.out, subject.student, shortlist_table(ctx), config["top_k"], config["frequent"])
+        lists = Lists(config["top_k"], config["frequent"], config["min_prob"])
+        add_shortlist(subject.out, subject.student, shortlist_table(ctx), lists)
 
 
-def add_shortlist(directory: Path, student: Any, table: dict[str, torch.Tensor], top_k: int, frequent: int) -> None:
-    """Give the artifact in `directory` (of `student`) the shortlist of `top_k` candidates a source token from
-    `table` plus its `frequent` most frequent tokens, in the form its runtime reads."""
+@dataclass(frozen=True)
+class Lists:
+    """How much of the table a shortlist takes: each source token's best `top_k` beyond the `frequent` most frequent
+    target tokens, those of them whose p(t|s) reaches `min_prob`."""
+
+    top_k: int
+    frequent: int
+    min_prob: float = 0.0
+
+
+def add_shortlist(directory: Path, student: Any, table: dict[str, torch.Tensor], lists: Lists) -> None:
+    """Give the artifact in `directory` (of `student`) the shortlist `lists` takes from `table`, in the form its
+    runtime reads."""
     if Manifest.read(directory).runtime == "ctranslate2":
-        write_vmap(directory, table, top_k, frequent)
+        write_vmap(directory, table, lists)
         file = VMAP_FILE
     else:
-        file = write_onnx_shortlist(directory, student, table, top_k, frequent).name
-    update_manifest(directory, shortlist={"top_k": top_k, "frequent": frequent, "file": file})
+        file = write_onnx_shortlist(directory, student, table, lists).name
+    update_manifest(directory, shortlist={**asdict(lists), "file": file})
 
 
 def shortlist_table(ctx: PassContext) -> dict[str, torch.Tensor]:
     """`top` (source vocabulary × TABLE_WIDTH target ids, most probable translation first by IBM Model 1, -1 past the
-    end) and `frequent` (target ids by the number of sentences they occur in), built once per teacher and data."""
+    end), `reaching` (source vocabulary × MIN_PROBS: how many of its candidates have p(t|s) ≥ each) and `frequent`
+    (target ids by the number of sentences they occur in), built once per teacher and data."""
 
     def build() -> dict[str, torch.Tensor]:
         sources, translations = ctx.teacher_translations()
@@ -93,7 +118,7 @@ def shortlist_table(ctx: PassContext) -> dict[str, torch.Tensor]:
         source_size = ctx.teacher.get_input_embeddings().num_embeddings
         target_size = ctx.teacher.get_output_embeddings().out_features
         targets = translations + references["input_ids"]
-        top = lexical_ranking(sources + sources, targets, source_size, target_size, TABLE_WIDTH, ctx.log)
+        top, reaching = lexical_ranking(sources + sources, targets, source_size, target_size, TABLE_WIDTH, ctx.log)
         frequency = np.zeros(target_size, dtype=np.int64)
         for row in targets:
             frequency[np.unique([t for t in row if 0 <= t < target_size])] += 1
@@ -101,9 +126,19 @@ def shortlist_table(ctx: PassContext) -> dict[str, torch.Tensor]:
         narrow = (
             np.int16 if target_size <= np.iinfo(np.int16).max else np.int32
         )  # half the cache for small vocabularies
-        return {"top": torch.from_numpy(top.astype(narrow)), "frequent": torch.from_numpy(frequent)}
+        return {
+            "top": torch.from_numpy(top.astype(narrow)),
+            "reaching": torch.from_numpy(reaching.astype(np.int32)),
+            "frequent": torch.from_numpy(frequent),
+        }
 
-    key = {**ctx.translations_key(), "ranking": "ibm1", "iterations": IBM1_ITERATIONS, "width": TABLE_WIDTH}
+    key = {
+        **ctx.translations_key(),
+        "ranking": "ibm1",
+        "iterations": IBM1_ITERATIONS,
+        "width": TABLE_WIDTH,
+        "min_probs": MIN_PROBS,
+    }
     return ctx.cached("shortlist_table", key, build)
 
 
@@ -114,11 +149,12 @@ def lexical_ranking(
     target_size: int,
     width: int,
     log: Any = lambda _message: None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Source vocabulary × `width`: each source token's target tokens by p(t|s) of IBM Model 1 (EM over the sentence
     pairs, a NULL source in every sentence to take the words no source word explains), -1 past the pairs it occurs
-    in. Against the Dice coefficient of shared sentences it replaced, on the demo (dev sentences whose teacher
-    translation the shortlist covers whole, and candidates a sentence): 10+100 44 % against 22 % (245 and 255),
+    in; and source vocabulary × MIN_PROBS: how many of them reach each probability. Against the Dice coefficient of
+    shared sentences it replaced, on the demo (dev sentences whose teacher translation the shortlist covers whole, and
+    candidates a sentence): 10+100 44 % against 22 % (245 and 255),
     25+300 72 % against 57 % (591 and 634), 50+300 79 % against 67 % (770 and 837)."""
     null = source_size  # one more source row: the NULL word
     chunks, keys = _cooccurrences(sources, targets, null, target_size)
@@ -141,7 +177,10 @@ def lexical_ranking(
     top = np.full((source_size, width), -1, dtype=np.int64)
     kept = rank < width
     top[source[kept], rank[kept]] = target[kept]
-    return top
+    reaching = np.stack(
+        [np.bincount(source[(prob[order] >= p) & kept], minlength=source_size) for p in MIN_PROBS], axis=1
+    )
+    return top, reaching
 
 
 def _cooccurrences(
@@ -164,21 +203,20 @@ def _cooccurrences(
     return [(np.searchsorted(keys, link), group, count) for link, group, count in raw], keys
 
 
-def candidates(table: dict[str, torch.Tensor], top_k: int, frequent: int) -> tuple[np.ndarray, np.ndarray]:
+def candidates(table: dict[str, torch.Tensor], lists: Lists) -> tuple[np.ndarray, np.ndarray]:
     """(the `frequent` most frequent target ids, source id × top_k: each source token's best target ids that are not
-    among them, -1 where it has fewer), in the teacher's ids."""
-    always = table["frequent"][:frequent].numpy().astype(np.int64)
+    among them and reach min_prob, -1 where it has fewer), in the teacher's ids."""
+    always = table["frequent"][: lists.frequent].numpy().astype(np.int64)
     ranked = table["top"].numpy().astype(np.int64)
-    keep = (ranked >= 0) & ~np.isin(ranked, always)
+    reaching = table["reaching"][:, MIN_PROBS.index(lists.min_prob)].numpy()
+    keep = (ranked >= 0) & ~np.isin(ranked, always) & (np.arange(ranked.shape[1]) < reaching[:, None])
     # stable order of the kept ones: their rank among the kept, so a row's first top_k kept entries come first
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :top_k]
+    order = np.argsort(~keep, axis=1, kind="stable")[:, : lists.top_k]
     chosen = np.take_along_axis(ranked, order, axis=1)
     return always, np.where(np.take_along_axis(keep, order, axis=1), chosen, -1)
 
 
-def write_onnx_shortlist(
-    directory: Path, student: Any, table: dict[str, torch.Tensor], top_k: int, frequent: int
-) -> Path:
+def write_onnx_shortlist(directory: Path, student: Any, table: dict[str, torch.Tensor], lists: Lists) -> Path:
     """The decoder step graph made to stop at `decoder_hidden`, and the projection with the candidates beside it."""
     from autocompress.runtime import shortlist
 
@@ -194,7 +232,7 @@ def write_onnx_shortlist(
     output_id = np.full(max(len(table["frequent"]), weight.shape[0]), -1, dtype=np.int64)
     kept = manifest.target_ids
     output_id[kept if kept is not None else np.arange(weight.shape[0])] = np.arange(weight.shape[0])
-    always, top = candidates(table, top_k, frequent)
+    always, top = candidates(table, lists)
     top = np.where(top >= 0, output_id[np.maximum(top, 0)], -1)
     always = output_id[always]
     return shortlist.write(directory, weight, bias, top, always[always >= 0], manifest.dtype)
@@ -223,7 +261,7 @@ def drop_logits(path: Path) -> None:
     onnx.save(model, str(path), save_as_external_data=external, location=f"{path.name}.data")
 
 
-def write_vmap(directory: Path, table: dict[str, torch.Tensor], top_k: int, frequent: int) -> None:
+def write_vmap(directory: Path, table: dict[str, torch.Tensor], lists: Lists) -> None:
     """CTranslate2's vocabulary mapping: `source token<TAB>target tokens`, the always-kept ones on an empty source."""
     from autocompress.runtime.ct2_loop import read_vocabularies
 
@@ -235,7 +273,7 @@ def write_vmap(directory: Path, table: dict[str, torch.Tensor], top_k: int, freq
     def tokens(ids: Any) -> str:
         return " ".join(names[int(i)] for i in ids if int(i) in names)
 
-    always, top_ids = candidates(table, top_k, frequent)
+    always, top_ids = candidates(table, lists)
     lines = [f"\t{tokens(always.tolist())}"]
     top = top_ids.tolist()
     for source_id, token in enumerate(source_tokens[: len(top)]):

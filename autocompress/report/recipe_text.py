@@ -34,7 +34,9 @@ def describe(recipe: dict[str, Any], layers: tuple[int, int] | None = None) -> s
     if vocabulary.get("keep") == "used":
         words.append(f"vocab ≥{vocabulary.get('min_count', 1)}")
     if "shortlist" in passes:
-        words.append(f"shortlist {passes['shortlist'].get('top_k')}+{passes['shortlist'].get('frequent')}")
+        shortlist = passes["shortlist"]
+        least = f" p≥{shortlist['min_prob']:g}" if shortlist.get("min_prob") else ""
+        words.append(f"shortlist {shortlist.get('top_k')}+{shortlist.get('frequent')}{least}")
     return ", ".join(words) if words else "teacher, ort fp32"
 
 
