@@ -53,18 +53,14 @@ BEAT = 30.0  # seconds between notes of the time spent
 # compares against them instead of running that engine again; its trials' values and completion times are all the
 # curves need. Delete an engine's folder to run it again.
 KEPT = RESULTS / "students-runs"
+KEEP_EVERY = 10  # beats between copies of a running engine's study to KEPT
 
 
 def run_search(engine: str, budget_s: float, workdir: Path) -> Path:
     """Run (or resume) one engine's search until its search time reaches the budget, or the search ends by itself (a
     space it finds exhausted); returns its output directory."""
     out, log = workdir / engine, workdir / f"{engine}.json"
-    kept = KEPT / engine
-    if not log.exists() and (kept / "study.db").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(kept / "study.db", out / "study.db")
-        shutil.copy2(kept / "runs.json", log)
-        print(f"{engine}: its finished run kept in {kept} (delete it to run the engine again)", flush=True)
+    restore_kept(engine, workdir)
     runs, finished = read_runs(log)
     spent = sum(end - start for start, end in runs)
     if finished or spent >= budget_s - 60:  # done (a minute short is the driver finishing its last trials early)
@@ -75,18 +71,43 @@ def run_search(engine: str, budget_s: float, workdir: Path) -> Path:
     started = time.time()
     runs.append([started, started])
     with subprocess.Popen(command) as search:
+        beats = 0
         while search.poll() is None:
             time.sleep(BEAT)
             runs[-1][1] = time.time()
             log.write_text(json.dumps({"runs": runs, "finished": False}))
+            beats += 1
+            if beats % KEEP_EVERY == 0:  # a session's end cuts the run: what it measured so far is kept
+                keep(engine, workdir)
     runs[-1][1] = time.time()
     log.write_text(json.dumps({"runs": runs, "finished": search.returncode == 0}))
+    keep(engine, workdir)
     if search.returncode != 0:
         raise SystemExit(f"{engine}: the search exited {search.returncode}")
-    kept.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(out / "study.db", kept / "study.db")
-    shutil.copy2(log, kept / "runs.json")
     return out
+
+
+def keep(engine: str, workdir: Path) -> None:
+    """Copy an engine's study and time log to KEPT (SQLite's backup API: a consistent copy while the search writes)."""
+    import sqlite3
+
+    kept = KEPT / engine
+    kept.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(workdir / engine / "study.db") as source, sqlite3.connect(kept / "study.db.new") as copy:
+        source.backup(copy)
+    (kept / "study.db.new").replace(kept / "study.db")
+    shutil.copy2(workdir / f"{engine}.json", kept / "runs.json")
+
+
+def restore_kept(engine: str, workdir: Path) -> bool:
+    """Put an engine's kept run into an empty workdir (a fresh machine); whether the workdir now has a run of it."""
+    kept, log = KEPT / engine, workdir / f"{engine}.json"
+    if not log.exists() and (kept / "study.db").exists():
+        (workdir / engine).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(kept / "study.db", workdir / engine / "study.db")
+        shutil.copy2(kept / "runs.json", log)
+        print(f"{engine}: the run kept in {kept} (delete it to run the engine again)", flush=True)
+    return log.exists()
 
 
 def read_runs(log: Path) -> tuple[list[list[float]], bool]:
@@ -159,8 +180,12 @@ def main() -> None:
     args = parser.parse_args()
     budget = parse_budget(args.budget).seconds or 7200.0
     args.workdir.mkdir(parents=True, exist_ok=True)
-    engines = args.engines.split(",")
-    outs = {engine: run_search(engine, budget, args.workdir) for engine in engines}
+    listed = args.engines.split(",")
+    outs = {engine: run_search(engine, budget, args.workdir) for engine in listed}
+    for engine in ENGINES.keys() - set(listed):  # compared as it stands: kept from an earlier session, not run
+        if restore_kept(engine, args.workdir):
+            outs[engine] = args.workdir / engine
+    engines = [engine for engine in ENGINES if engine in outs]
     found, views = {}, {}
     for engine, out in outs.items():
         found[engine], views[engine] = points(out, args.workdir, engine)
@@ -182,14 +207,17 @@ def main() -> None:
         after.append(f"The students search reaches the per-trial search's final hypervolume ({final:.4f}) {when}.")
     for engine, view in views.items():
         structural = [t for t in view.front if _structural(t)]
-        runs, _ = read_runs(args.workdir / f"{engine}.json")
+        runs, finished = read_runs(args.workdir / f"{engine}.json")
         spent = sum(end - start for start, end in runs)
-        early = (
-            f" It stopped by itself after {spent / 60:.0f} min of search: its last 30 suggestions all repeated "
-            "measured recipes (the driver's sign of an exhausted space), so its final hypervolume is its 2-hour one."
-            if spent < budget - 60
-            else ""
-        )
+        early = ""
+        if spent < budget - 60:
+            early = (
+                f" It stopped by itself after {spent / 60:.0f} min of search: its last 30 suggestions all repeated "
+                "measured recipes (the driver's sign of an exhausted space), so its final hypervolume is its 2-hour "
+                "one."
+                if finished
+                else f" Its run was cut after {spent / 60:.0f} min of search (a session's end): its curve stops there."
+            )
         after.append(
             f"{engine}: {len(view.measured)} trials measured, front of {len(view.front)}, of which "
             f"{len(structural)} structurally compressed within the BLEU drop; selected trial "

@@ -13,7 +13,7 @@ tokens kept. Ratios are against the same runtime with the whole vocabulary, meas
 results/benchmarks/vocabulary.{md,csv}.
 
     python benchmarks/vocabulary.py [--models demo,opus] [--sentences 32] [--repeats 5] [--counts 1,10,100]
-                                    [--shortlists 10:100,10:300,25:300,50:300,25:700,50:2000]
+                                    [--shortlists 10:100,10:300,25:300,50:300,25:700,50:2000,25:300:0.01,...]
 """
 
 from __future__ import annotations
@@ -59,16 +59,17 @@ def with_shortlists(
     systems: dict[str, Path], model: Any, table: Any, shortlists: str, work: Path, prefix: str
 ) -> dict[str, str]:
     """Copies of each engine's whole-vocabulary artifact, each given a shortlist; returns name → variant."""
-    from autocompress.passes.shortlist import add_shortlist
+    from autocompress.passes.shortlist import Lists, add_shortlist
 
     variants = {}
     for item in shortlists.split(","):
-        top_k, frequent = (int(v) for v in item.split(":"))
-        variant = f"shortlist {top_k}+{frequent}"
+        top_k, frequent, *least = item.split(":")
+        lists = Lists(int(top_k), int(frequent), float(least[0]) if least else 0.0)
+        variant = f"shortlist {top_k}+{frequent}" + (f" p≥{lists.min_prob:g}" if lists.min_prob else "")
         for engine in ENGINES:
-            target = work / f"{prefix}-{ENGINES[engine]}-shortlist-{top_k}-{frequent}"
+            target = work / f"{prefix}-{ENGINES[engine]}-shortlist-{'-'.join([top_k, frequent, *least])}"
             shutil.copytree(systems[f"{engine}, whole"], target)
-            add_shortlist(target, model, table, top_k, frequent)
+            add_shortlist(target, model, table, lists)
             systems[f"{engine}, {variant}"] = target
             variants[f"{engine}, {variant}"] = variant
     return variants
@@ -83,7 +84,10 @@ def runner(runtime: Any, forced: int | None) -> Any:
 
 
 def size_mb(directory: Path) -> float:
-    return round(sum(f.stat().st_size for f in directory.rglob("*") if f.suffix in (".onnx", ".bin", ".npz")) / 1e6, 2)
+    """What the search counts (autocompress.evaluate.size: what the loop reads, vmap.txt included), in MB."""
+    from autocompress.evaluate.size import artifact_size
+
+    return round(artifact_size(directory)["size_mb"].value * 2**20 / 1e6, 2)
 
 
 def main() -> None:
@@ -93,7 +97,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--counts", default="1,10,100", help="min_count values of the trimmed variants")
     parser.add_argument(
-        "--shortlists", default="10:100,10:300,25:300,50:300,25:700,50:2000", help="top_k:frequent of the shortlists"
+        "--shortlists",
+        default="10:100,10:300,25:300,50:300,25:700,50:2000,25:300:0.01,50:300:0.01",
+        help="top_k:frequent[:min_prob] of the shortlists",
     )
     args = parser.parse_args()
 

@@ -156,7 +156,12 @@ def _passes(recipe: dict[str, Any]) -> str:
 
 def _usage(manifest: Manifest) -> str:
     if manifest.runtime == "ctranslate2":
-        return '`ctranslate2.Translator("<this directory>")` with the tokenizer saved here.'
+        compute = manifest.precision.get("quantization", "default")
+        vmap = ", and `use_vmap=True` in translate_batch (vmap.txt: its shortlist)" if manifest.shortlist else ""
+        return (
+            f'`ctranslate2.Translator("<this directory>", compute_type="{compute}")` (what it was measured at) with '
+            f"the tokenizer saved here{vmap}."
+        )
     files = manifest.files
     if "decoder_merged" not in files:
         return "`autocompress translate <this directory>` (an artifact of an earlier autocompress layout)."
