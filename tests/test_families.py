@@ -131,7 +131,8 @@ def test_ctranslate2_keeps_separate_vocabularies_apart(family_dirs: dict[str, Pa
     source = [*tokenizer.tokenize(SENTENCES[0]), tokenizer.eos_token]  # the source sentencepiece model's pieces
     target = tokenizer.convert_ids_to_tokens(batch["labels"][0].tolist())[:-1]  # target pieces; CTranslate2 adds </s>
     scored = runtime.translator.score_batch([source], [target])[0].log_probs
-    np.testing.assert_allclose(scored, expected.numpy(), rtol=2e-5, atol=1e-4)  # large weights: logits of ±30
+    # logits of ±30: float32 sums differ by up to ~1e-3 (CI saw 6.8e-4); a vocabulary mixed up differs by units
+    np.testing.assert_allclose(scored, expected.numpy(), rtol=1e-4, atol=1e-3)
 
 
 def test_task_options_override_and_unknown_languages_are_refused(family_dirs: dict[str, Path]) -> None:
