@@ -81,7 +81,8 @@ def quality(name: str, path: Path, dev: Any) -> dict[str, float]:
 
     target = TargetSpec()
     if kind_of(name, path) != "pytorch-fp32":
-        measured = artifact_quality(open_artifact(path, threads=2), dev, target)
+        # one thread, as the search scores it: CTranslate2 with two (passive waits) decodes 8-14× slower at batch 1
+        measured = artifact_quality(open_artifact(path, threads=target.threads), dev, target)
         return {"BLEU": measured["bleu"].value, "chrF": measured["chrf"].value}
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
