@@ -7,8 +7,9 @@
 - **per-trial**: the space every search used before (`benchmarks/spaces/per_trial.yaml`, cpu.yaml of that time):
   each student distilled from scratch for 120 steps.
 
-Hypervolume against search time for both, over the search's own objectives (BLEU ↑, p50 latency ↓, peak RSS ↓): each
-objective scaled between the best and the worst value either search measured, reference point 1.1; feasible trials
+Hypervolume against search time for both, over the search's own objectives (BLEU ↑, p50 latency ↓, peak RSS ↓), each
+taken relative to the teacher measured by the same search (a kept run may come from another machine), then scaled
+between the best and the worst value either search measured, reference point 1.1; feasible trials
 only (within 1.0 BLEU of the teacher), each student once at its highest rung. Then the fronts at the end, and
 benchmarks/alternatives.py on the students search's selected model (its own table, interleaved against CTranslate2
 int8 of the teacher).
@@ -127,16 +128,20 @@ def search_time(runs: list[list[float]], moment: float) -> float:
 
 
 def points(out: Path, workdir: Path, engine: str) -> tuple[list[tuple[float, list[float]]], Any]:
-    """(search time at completion, objective values) of each feasible current trial, and the study view. The time
-    leaves out the teacher artifacts' one-off cost (shipped for the demo); `prepared_seconds` gives it."""
+    """(search time at completion, objective values relative to the search's own teacher baseline) of each feasible
+    current trial, and the study view. Relative, because a kept run may have been measured on another machine (a
+    session's VM): latency in ms is not comparable across machines, the ratio to the teacher timed by the same search
+    on the same machine is (BLEU's ratio is BLEU up to a constant: both teachers score the same). The time leaves out
+    the teacher artifacts' one-off cost (shipped for the demo); `prepared_seconds` gives it."""
     from autocompress.report.view import study_view
 
     view = study_view(optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}"))
+    baseline = np.array([view.baseline["values"][measure.key] for measure in view.objectives])
     runs, _ = read_runs(workdir / f"{engine}.json")
     found = []
     for trial in view.feasible:
         moment = trial.datetime_complete.timestamp() if isinstance(trial.datetime_complete, datetime) else 0.0
-        found.append((search_time(runs, moment), list(trial.values)))
+        found.append((search_time(runs, moment), list(np.array(trial.values) / baseline)))
     return sorted(found), view
 
 
@@ -218,10 +223,13 @@ def main() -> None:
                 if finished
                 else f" Its run was cut after {spent / 60:.0f} min of search (a session's end): its curve stops there."
             )
+        teacher = view.baseline["values"]
         after.append(
             f"{engine}: {len(view.measured)} trials measured, front of {len(view.front)}, of which "
             f"{len(structural)} structurally compressed within the BLEU drop; selected trial "
-            f"{view.selected.number if view.selected else None}.{early}"
+            f"{view.selected.number if view.selected else None}.{early} Its teacher (fp32 ONNX, the baseline its "
+            f"objectives are taken relative to): BLEU {teacher['bleu']}, p50 {teacher['latency_p50_ms']} ms, peak RSS "
+            f"{teacher['peak_rss_mb']} MiB."
         )
     write(
         "students",
@@ -231,7 +239,10 @@ def main() -> None:
         after,
     )
     _plot(frame, engines)
-    if "students" in outs:
+    if "students" in outs and not (outs["students"] / "best").is_dir():
+        # a kept run holds its study and time log, not its exported model: alternatives.md stands as measured then
+        print("students: compared as kept (no best/ here); benchmarks/alternatives.py not run again", flush=True)
+    elif "students" in outs:
         made_by = f"the students engine of `python benchmarks/students.py --budget {args.budget}`: " + (
             f"`autocompress search --space {ENGINES['students']} --seed 0 --budget {args.budget}`"
         )

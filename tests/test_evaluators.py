@@ -83,6 +83,20 @@ def test_latency_reports_percentiles_and_throughput_with_settings(artifact: Path
     assert "stat:min" in signature  # the default summary of repeats
 
 
+def test_an_artifact_knows_the_threads_its_latency_was_measured_at(artifact: Path, tmp_path: Path) -> None:
+    """translate and evaluate open an artifact at those threads unless told otherwise (autocompress.cli.models)."""
+    import shutil
+
+    from autocompress.export.manifest import update_manifest
+
+    copy = Path(shutil.copytree(artifact, tmp_path / "copy"))
+    assert Manifest.read(copy).measured_threads() is None
+    two = TargetSpec.from_dict({**TARGET.to_dict(), "threads": 2, "batch_sizes": [1], "repeats": 1})
+    found = measure_latency(copy, SOURCES[:2], two, forced_new_tokens=2)
+    update_manifest(copy, measurements={name: m.to_dict() for name, m in found.items()})
+    assert Manifest.read(copy).measured_threads() == 2
+
+
 def test_latency_summarises_repeats_with_the_targets_statistic(artifact: Path) -> None:
     median = TargetSpec.from_dict({**TARGET.to_dict(), "batch_sizes": [1], "statistic": "median"})
     found = measure_latency(artifact, SOURCES, median, forced_new_tokens=5)

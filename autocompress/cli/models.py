@@ -36,8 +36,12 @@ def open_translator(spec: str, task: dict[str, Any] | None = None, threads: int 
 
     given = {k: v for k, v in (task or {}).items() if v is not None}
     if is_artifact(spec):
+        from autocompress.export.manifest import Manifest
         from autocompress.runtime import open_artifact
 
+        # Not given: the threads it was measured at. CTranslate2's own default (every core) decoded 8-14x slower
+        # than one thread on 2 shared cores (passive waits), and is not what the search chose it for.
+        threads = threads or Manifest.read(Path(spec)).measured_threads()
         runtime = open_artifact(Path(spec), threads=threads)
         built_for = runtime.task.to_dict()
         differing = sorted(k for k, v in given.items() if built_for.get(k) != v)
@@ -48,6 +52,10 @@ def open_translator(spec: str, task: dict[str, Any] | None = None, threads: int 
             )
         return runtime
     loaded = load_model(spec, task=given)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     return ModelTranslator(loaded.model, loaded.tokenizer, loaded.task)
 
 
@@ -71,7 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from autocompress.evaluate.bleu import score_translations
 
     corpus = _corpus(args).head(args.limit)
-    translator = open_translator(args.model, task_options(args))
+    translator = open_translator(args.model, task_options(args), args.threads)
     hyps = translator.translate(
         list(corpus.sources), batch_size=args.batch_size, max_length=args.max_length, beam=args.beam
     )
@@ -97,7 +105,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    translator = open_translator(args.model, task_options(args))
+    translator = open_translator(args.model, task_options(args), args.threads)
     lines = read_stdin_lines()
     hyps = translator.translate(lines, batch_size=args.batch_size, max_length=args.max_length, beam=args.beam)
     sys.stdout.writelines(h + "\n" for h in hyps)
@@ -155,6 +163,9 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy (default)")
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--max-length", type=int, default=256, help="maximum new tokens per sentence")
+        p.add_argument(
+            "--threads", type=int, help="CPU threads (default: an artifact's, as its latency was measured; else all)"
+        )
 
     ev = sub.add_parser("evaluate", help="BLEU and chrF (with sacrebleu signatures) of a model on a corpus")
     model_and_decoding(ev)

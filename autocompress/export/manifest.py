@@ -63,6 +63,14 @@ class Manifest:
     def dtype(self) -> str:
         return str(self.precision.get("dtype", "fp32"))
 
+    def measured_threads(self) -> int | None:
+        """The CPU threads its latency was measured at (read from the measurement's signature, `threads:N`), so a
+        command runs it as it was chosen; None: never measured."""
+        signature = str(self.measurements.get("latency_p50_ms", {}).get("signature", ""))
+        fields = dict(part.split(":", 1) for part in signature.split("|") if ":" in part)
+        threads = fields.get("threads", "")
+        return int(threads) if threads.isdigit() and int(threads) > 0 else None
+
     def write(self, directory: Path) -> Path:
         """Written whole or not at all (a temporary file renamed over it): a reader never sees half a manifest."""
         path = Path(directory) / MANIFEST_FILE
