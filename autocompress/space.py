@@ -63,9 +63,10 @@ class Dimension:
 
 @dataclass(frozen=True)
 class Fidelity:
-    """Multi-fidelity training budgets (`fidelity:` in the YAML): every student is trained rungs[0] distillation steps;
-    the best 1/eta of a rung, by Pareto rank of their measured objectives, are trained on to the next rung, continuing
-    from where they stopped (the wsd schedule: autocompress.passes.distill)."""
+    """Multi-fidelity training budgets (`fidelity:` in the YAML): every student is trained rungs[0] distillation steps
+    (0: measured as sliced, a free first rung for students that start from the elastic student); the best 1/eta of a
+    rung, by Pareto rank of their measured objectives, are trained on to the next rung, continuing from where they
+    stopped (the wsd schedule: autocompress.passes.distill)."""
 
     rungs: tuple[int, ...]
     eta: int = 4
@@ -209,10 +210,10 @@ def _fidelity(path: Path, value: Any, dims: list[Dimension]) -> Fidelity | None:
     if (
         not isinstance(rungs, list)
         or not rungs
-        or not all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in rungs)
+        or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in rungs)
         or rungs != sorted(set(rungs))
     ):
-        raise UserInputError(f"{where}.rungs must be increasing positive step counts, e.g. [250, 1000, 4000]")
+        raise UserInputError(f"{where}.rungs must be increasing step counts (0 first: untrained), e.g. [0, 200, 800]")
     if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
         raise UserInputError(f"{where}.eta must be an integer of at least 2 (the best 1/eta of a rung go on)")
     if any(d.name in ("distill.steps", "distill.schedule") for d in dims):

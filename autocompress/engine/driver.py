@@ -140,6 +140,7 @@ class Driver:
             threads=max(1, int(c.trial_cpus())),
             train_device="cuda" if c.target.device == "cuda" and c.trial_gpus() > 0 else "cpu",
             elastic=self.elastic.to_dict() if self.elastic is not None else None,
+            latency_reference=self.study.user_attrs.get("baseline", {}).get("latency_reference"),
         )
 
     @property
@@ -189,7 +190,14 @@ class Driver:
             log = self.config.out / "failure.log"
             log.write_text(f"the teacher's baseline measurement failed: {finished.reason}\n\n{finished.detail or ''}")
             raise RunFailed(f"the teacher's baseline measurement failed ({finished.reason}); details in {log}")
-        self.study.set_user_attr("baseline", _attrs(recipe, finished))
+        from autocompress.evaluate.latency import LatencyReference
+
+        baseline = _attrs(recipe, finished)
+        reference = LatencyReference.from_details(finished.outcome.measurements["latency_p50_ms"]["details"])
+        if reference is not None and "latency_p50_ms" in {m.key for m in self.config.measures()}:
+            # what every trial's timing is held against: a candidate slower than the teacher is cut short
+            baseline["latency_reference"] = reference.to_dict()
+        self.study.set_user_attr("baseline", baseline)
         self.progress.log("baseline: " + _describe(finished.outcome.values))
 
     def _retime_selected(self) -> None:
@@ -281,14 +289,17 @@ class Driver:
         recipe = at_rung(recipe, self.space.fidelity, trial.user_attrs.get("rung", 0))
         trial.set_user_attr("recipe_id", recipe.id)
         trial.set_user_attr("recipe", recipe.to_dict())
-        measured, failed = self._measured(recipe.id), self._failed(recipe.id)
-        repeated = measured is not None or failed is not None or recipe.id == self.baseline["recipe_id"]
+        measured, failed, cut = self._measured(recipe.id), self._failed(recipe.id), self._cut(recipe.id)
+        repeated = measured is not None or failed is not None or cut is not None
+        repeated = repeated or recipe.id == self.baseline["recipe_id"]
         self.duplicates_in_a_row = self.duplicates_in_a_row + 1 if repeated else 0
         claimed = self._claimed_elsewhere(recipe.id, trial.number)
         if recipe.id == self.baseline["recipe_id"]:
             self._tell_baseline(trial)
         elif measured is not None:
             self._tell_duplicate(trial, measured)
+        elif cut is not None:  # as slow as before
+            self._tell_cut_twin(trial, cut)
         elif failed is not None:  # the same error again: recorded, not re-run
             self._tell_failed(trial.number, f"same recipe as trial {failed.number}, which failed: {_reason(failed)}")
         elif recipe.id in self.waiting:
@@ -334,6 +345,8 @@ class Driver:
             del self.elsewhere[number]
             if theirs.state == TrialState.COMPLETE:
                 self._tell_duplicate(self.trials[number], theirs)
+            elif theirs.state == TrialState.PRUNED and "cut_short" in theirs.user_attrs:
+                self._tell_cut_twin(self.trials[number], theirs)
             elif theirs.state == TrialState.FAIL and "traceback" in theirs.user_attrs:
                 self._tell_failed(number, f"same recipe as trial {other}, which failed: {_reason(theirs)}")
             else:
@@ -371,6 +384,12 @@ class Driver:
                 return best[1]
         return None
 
+    def _cut(self, recipe_id: str) -> optuna.trial.FrozenTrial | None:
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+            if t.user_attrs.get("recipe_id") == recipe_id and "cut_short" in t.user_attrs:
+                return t
+        return None
+
     def _measured(self, recipe_id: str) -> optuna.trial.FrozenTrial | None:
         for t in self.study.get_trials(deepcopy=False):
             if t.user_attrs.get("recipe_id") == recipe_id and is_measured(t):
@@ -391,6 +410,9 @@ class Driver:
         self.failed_in_a_row = 0
         for key, value in _attrs(Recipe.from_dict(finished.job.recipe), finished).items():
             trial.set_user_attr(key, value)
+        if finished.outcome.cut is not None:
+            self._tell_cut(trial, finished.outcome.cut, waiters)
+            return
         self._constrain(trial, finished.outcome.values)
         self.study.tell(trial, self.values(finished.outcome.values))
         self.progress.log(f"trial {number}: " + _describe(finished.outcome.values))
@@ -403,6 +425,24 @@ class Driver:
         measured = self.study.trials[number]
         for waiter in waiters:
             self._tell_duplicate(self.trials.pop(waiter), measured)
+
+    def _tell_cut(self, trial: optuna.Trial, cut: dict[str, Any], waiters: list[int]) -> None:
+        """A candidate whose measuring stopped early (slower than the teacher): kept with what was measured and why,
+        as a pruned trial, so it is never a front member; its twins take the same verdict."""
+        trial.set_user_attr("cut_short", cut)
+        self.study.tell(trial, state=TrialState.PRUNED)
+        self.progress.log(f"trial {trial.number}: cut short, {cut['reason']}; its BLEU was not decoded")
+        for waiter in waiters:
+            self._tell_cut_twin(self.trials.pop(waiter), self.study.trials[trial.number])
+
+    def _tell_cut_twin(self, trial: optuna.Trial, cut: optuna.trial.FrozenTrial) -> None:
+        for key, value in cut.user_attrs.items():
+            if key not in ("driver", "duplicate_of"):
+                trial.set_user_attr(key, value)
+        trial.set_user_attr("duplicate_of", cut.number)
+        self.study.tell(trial, state=TrialState.PRUNED)
+        self.trials.pop(trial.number, None)
+        self.progress.log(f"trial {trial.number}: the recipe of trial {cut.number}, cut short before")
 
     def _tell_duplicate(self, trial: optuna.Trial, measured: optuna.trial.FrozenTrial) -> None:
         """A recipe already measured is not recomputed: the trial takes that trial's values and lineage."""

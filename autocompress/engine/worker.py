@@ -36,6 +36,8 @@ class TrialJob:
     threads: int  # torch threads for training (decoding for BLEU runs at the target's threads, at most these)
     train_device: str = "cpu"
     elastic: dict[str, Any] | None = None  # ElasticSettings of the space, when its students may start from one
+    # the teacher's quiet timing (evaluate.latency.LatencyReference): a candidate plainly slower is cut short
+    latency_reference: dict[str, Any] | None = None
 
 
 @dataclass
@@ -46,6 +48,7 @@ class TrialOutcome:
     phases: dict[str, float]
     metrics: dict[str, Any]
     worker: dict[str, Any] = field(default_factory=dict)
+    cut: dict[str, Any] | None = None  # measuring stopped early: why, and what was seen (values hold what was measured)
 
 
 _LOADED: dict[tuple[str, ...], Any] = {}
@@ -90,7 +93,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     import torch
 
     from autocompress.cache import ArtifactCache
-    from autocompress.evaluate.latency import measure_latency
+    from autocompress.evaluate.latency import LatencyReference, measure_latency
     from autocompress.evaluate.measure_lock import background_work
     from autocompress.evaluate.memory import measure_memory
     from autocompress.evaluate.quality import artifact_quality
@@ -157,17 +160,21 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         )
     phases["artifact"] = round(phases["artifact"] - (phases.get("export", 0.0) - exported_before), 3)
     measured: dict[str, Any] = {}
-    with _phase(phases, "bleu"), background_work(target.device):
-        # on the target's device: a CUDA target's fp16 kernels translate a little differently from the CPU's. At the
-        # target's threads too (as deployed), not the trial's: on the 2-core VM, CTranslate2 with two threads (passive
-        # waits) decoded the demo dev set 8-14× slower at batch 1 than with one (31.9 against 3.9 s)
-        runtime = open_artifact(artifact, threads=min(job.threads, target.threads), providers=target.providers)
-        measured |= artifact_quality(runtime, dev, target)
+    reference = LatencyReference.from_dict(job.latency_reference) if job.latency_reference else None
+    # latency first: a candidate slower than the teacher is seen in seconds, and its BLEU decoding is not paid
     with _phase(phases, "latency"):
-        measured |= measure_latency(artifact, list(dev.sources), target)
-    # peak RSS is not a timing; its process start is heavy work
-    with _phase(phases, "memory"), background_work(target.device):
-        measured |= measure_memory(artifact, list(dev.sources), target)
+        measured |= measure_latency(artifact, list(dev.sources), target, reference=reference)
+    cut = measured["latency_p50_ms"].details.get("cut")
+    if cut is None:
+        with _phase(phases, "bleu"), background_work(target.device):
+            # on the target's device: a CUDA target's fp16 kernels translate a little differently from the CPU's. At
+            # the target's threads too (as deployed), not the trial's: on the 2-core VM, CTranslate2 with two threads
+            # (passive waits) decoded the demo dev set 8-14× slower at batch 1 than with one (31.9 against 3.9 s)
+            runtime = open_artifact(artifact, threads=min(job.threads, target.threads), providers=target.providers)
+            measured |= artifact_quality(runtime, dev, target)
+        # peak RSS is not a timing; its process start is heavy work
+        with _phase(phases, "memory"), background_work(target.device):
+            measured |= measure_memory(artifact, list(dev.sources), target)
     measured |= artifact_size(artifact)
     update_manifest(artifact, measurements={name: m.to_dict() for name, m in measured.items()})
     phases["total"] = round(time.time() - started, 3)
@@ -178,6 +185,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         phases=phases,
         metrics=metrics,
         worker={"host": socket.gethostname(), "pid": os.getpid(), "started": started, "ended": time.time()} | _placed(),
+        cut=cut,
     )
 
 

@@ -30,7 +30,12 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def _note(record: dict[str, object]) -> str:
-    for key, text in (("duplicate_of", "same recipe as {}"), ("rerun_of", "rerun of {}"), ("fail_reason", "{}")):
+    for key, text in (
+        ("duplicate_of", "same recipe as {}"),
+        ("rerun_of", "rerun of {}"),
+        ("fail_reason", "{}"),
+        ("cut_short", "cut short: {}"),
+    ):
         value = record.get(key)
         if not pd.isna(value):  # None, NaN and pandas' NA alike: the column is empty for this trial
             return text.format(value)

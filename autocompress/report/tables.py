@@ -38,6 +38,7 @@ def row(trial: FrozenTrial, measures: tuple[Measure, ...], layers: tuple[int, in
         "duplicate_of": attrs.get("duplicate_of"),
         "rerun_of": attrs.get("rerun_of"),
         "fail_reason": attrs.get("fail_reason"),
+        "cut_short": (attrs.get("cut_short") or {}).get("reason"),
         "artifact": attrs.get("artifact"),
     }
 
