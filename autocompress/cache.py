@@ -66,17 +66,22 @@ class ArtifactCache:
     def digest(key: dict[str, Any]) -> str:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
+    def find(self, kind: str, key: dict[str, Any]) -> CacheEntry | None:
+        """The entry for (kind, key) when it is built already (shipped or in the cache), else None."""
+        digest = self.digest(key)
+        for entry in [layer / kind / digest for layer in self.shipped] + [self.root / kind / digest]:
+            if (entry / "meta.json").exists():
+                return CacheEntry(entry, True, json.loads((entry / "meta.json").read_text())["seconds"])
+        return None
+
     def get_or_build(self, kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> CacheEntry:
         """The entry for (kind, key), built by build(directory) on a miss."""
+        found = self.find(kind, key)
+        if found is not None:
+            return found
         digest = self.digest(key)
-        for layer in self.shipped:
-            if (layer / kind / digest / "meta.json").exists():
-                entry = layer / kind / digest
-                return CacheEntry(entry, True, json.loads((entry / "meta.json").read_text())["seconds"])
         final = self.root / kind / digest
         final.parent.mkdir(parents=True, exist_ok=True)
-        if (final / "meta.json").exists():
-            return CacheEntry(final, True, json.loads((final / "meta.json").read_text())["seconds"])
         with open(final.parent / f"{digest}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel trial may be building the same entry: wait for it
             if (final / "meta.json").exists():

@@ -25,6 +25,7 @@ students lose the same number of heads in every layer.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,24 @@ class SearchSpace:
 
     def searched(self) -> list[str]:
         return [d.name for d in self.dimensions if d.kind != "fixed"]
+
+
+def teacher_only(space: SearchSpace) -> SearchSpace:
+    """The space less everything that needs the teacher's one-off artifacts: trials keep the teacher's weights, its
+    whole output vocabulary and no shortlist (the plan's fallback when the budget fits none of them)."""
+    fixed = {("vocabulary", "keep"): "all", ("shortlist", "top_k"): 0}
+    dims = tuple(
+        dataclasses.replace(d, kind="fixed", values=(fixed[key],), step=None, log=False)
+        if (key := (d.pass_name, d.param)) in fixed
+        else d
+        for d in space.dimensions
+    )
+    start = tuple(
+        {k: v for k, v in recipe.items() if k.split(".")[0] not in ("vocabulary", "shortlist")}
+        for recipe in space.start
+        if recipe.get("student", space.students[0]) == "teacher"
+    )
+    return dataclasses.replace(space, dimensions=dims, students=("teacher",), fidelity=None, start=start)
 
 
 def resolve_space(spec: str | Path) -> Path:

@@ -16,39 +16,10 @@ from autocompress.errors import UserInputError
 
 def add_commands(sub: Any) -> None:
     se = sub.add_parser("search", help="search compression recipes; write the Pareto front and export the best model")
-    se.add_argument("--model", default="demo", help="teacher: a save_pretrained directory, or 'demo' (default)")
-    se.add_argument("--train", default="demo:train", help="training data: demo:train or a source<TAB>reference file")
-    se.add_argument("--dev", default="demo:dev", help="dev set scored for BLEU: demo:dev or a TSV file")
-    se.add_argument("--dev-sentences", type=int, help="score only the first N dev sentences")
-    add_task_options(se)
-    se.add_argument(
-        "--budget", action="append", help="completed trials (20), wall time (90m, 2h) or both (20,2h); default 20"
-    )
-    se.add_argument("--space", help="search space: cpu, cuda, quick, or a YAML file (default: the target's device)")
-    se.add_argument("--device", choices=("cpu", "cuda"), help="target device (default: the space's, else cpu)")
-    se.add_argument("--threads", type=int, help="target CPU threads the latency is measured with")
-    se.add_argument("--target", type=Path, help="target settings from a YAML file (device, threads, batch_sizes…)")
-    se.add_argument("--objectives", default="bleu,latency,memory", help="comma-separated; also chrf, size, …")
-    se.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
-    se.add_argument("--seed", type=int, default=0, help="seeds the sampler and every recipe: repeatable runs")
-    se.add_argument("--out", type=Path, help="output directory (default results/<study>)")
-    se.add_argument("--study", help="study name (default: the output directory's name, 'search')")
-    se.add_argument("--storage", help="an Optuna RDB URL (default: a SQLite file in the output directory)")
-    se.add_argument("--workers", type=int, default=1, help="trials run at the same time (default 1)")
-    se.add_argument("--cpus-per-trial", type=float, help="Ray CPUs a trial takes (default: cores / workers)")
-    se.add_argument(
-        "--gpus-per-trial", type=float, help="Ray GPUs a trial takes, fractions allowed (default 1 on cuda)"
-    )
-    se.add_argument("--address", help="join a running Ray cluster (host:port) instead of starting a local Ray")
-    se.add_argument("--trial-timeout", type=float, help="seconds after which a trial is stopped and marked failed")
-    se.add_argument("--max-bleu-drop", type=float, default=1.0, help="BLEU below the teacher allowed (default 1.0)")
-    se.add_argument("--no-constraint", action="store_true", help="no BLEU constraint on the selection")
-    se.add_argument(
-        "--select",
-        default="fastest",
-        help="fastest (default; p50s within 3 %% of the fastest tie, the smaller wins), smallest, knee or best-bleu",
-    )
-    se.add_argument("--json", action="store_true", help="a JSON summary on stdout (the human table goes to stderr)")
+    _search_args(se)
+    pl = sub.add_parser("plan", help="time a few units on this machine and print the plan `search` would follow")
+    _search_args(pl)
+    pl.set_defaults(func=cmd_plan)
     se.set_defaults(func=cmd_search)
 
     pr = sub.add_parser("prepare", help="build what trials derive from the teacher (importance, its translations)")
@@ -75,6 +46,41 @@ def add_commands(sub: Any) -> None:
     re.set_defaults(func=cmd_report)
 
 
+def _search_args(p: argparse.ArgumentParser) -> None:
+    """The search's options: `search` and `plan` take the same."""
+    p.add_argument("--model", default="demo", help="teacher: a save_pretrained directory, or 'demo' (default)")
+    p.add_argument("--train", default="demo:train", help="training data: demo:train or a source<TAB>reference file")
+    p.add_argument("--dev", default="demo:dev", help="dev set scored for BLEU: demo:dev or a TSV file")
+    p.add_argument("--dev-sentences", type=int, help="score only the first N dev sentences")
+    add_task_options(p)
+    p.add_argument(
+        "--budget", action="append", help="completed trials (20), wall time (90m, 2h) or both (20,2h); default 20"
+    )
+    p.add_argument("--space", help="search space: cpu, cuda, quick, or a YAML file (default: the target's device)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="target device (default: the space's, else cpu)")
+    p.add_argument("--threads", type=int, help="target CPU threads the latency is measured with")
+    p.add_argument("--target", type=Path, help="target settings from a YAML file (device, threads, batch_sizes…)")
+    p.add_argument("--objectives", default="bleu,latency,memory", help="comma-separated; also chrf, size, …")
+    p.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler and every recipe: repeatable runs")
+    p.add_argument("--out", type=Path, help="output directory (default results/<study>)")
+    p.add_argument("--study", help="study name (default: the output directory's name, 'search')")
+    p.add_argument("--storage", help="an Optuna RDB URL (default: a SQLite file in the output directory)")
+    p.add_argument("--workers", type=int, default=1, help="trials run at the same time (default 1)")
+    p.add_argument("--cpus-per-trial", type=float, help="Ray CPUs a trial takes (default: cores / workers)")
+    p.add_argument("--gpus-per-trial", type=float, help="Ray GPUs a trial takes, fractions allowed (default 1 on cuda)")
+    p.add_argument("--address", help="join a running Ray cluster (host:port) instead of starting a local Ray")
+    p.add_argument("--trial-timeout", type=float, help="seconds after which a trial is stopped and marked failed")
+    p.add_argument("--max-bleu-drop", type=float, default=1.0, help="BLEU below the teacher allowed (default 1.0)")
+    p.add_argument("--no-constraint", action="store_true", help="no BLEU constraint on the selection")
+    p.add_argument(
+        "--select",
+        default="fastest",
+        help="fastest (default; p50s within 3 %% of the fastest tie, the smaller wins), smallest, knee or best-bleu",
+    )
+    p.add_argument("--json", action="store_true", help="a JSON summary on stdout (the human table goes to stderr)")
+
+
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study_dir", type=Path, help="the study's output directory (results/<study>)")
     p.add_argument("--storage", help="the Optuna RDB URL, when the study is not in the directory's study.db")
@@ -82,8 +88,8 @@ def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="JSON on stdout")
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from autocompress.engine.api import configure, run_search
+def _config(args: argparse.Namespace) -> Any:
+    from autocompress.engine.api import configure
 
     target: dict[str, Any] = {}
     if args.target:
@@ -92,7 +98,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         target = TargetSpec.from_yaml(args.target).to_dict()
     target |= {k: v for k, v in (("device", args.device), ("threads", args.threads)) if v is not None}
     study = args.study or (args.out.resolve().name if args.out else "search")
-    config = configure(
+    return configure(
         args.model,
         args.budget or ["20"],
         space=args.space,
@@ -117,6 +123,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         source_lang=args.source_lang,
         target_lang=args.target_lang,
     )
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from autocompress.engine.api import plan_search
+
+    plan = plan_search(_config(args))
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2))
+    else:
+        print("\n".join(plan.lines()))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from autocompress.engine.api import run_search
+
+    config = _config(args)
     result = run_search(config)
     summary = result.summary()
     human = sys.stderr if args.json else sys.stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from autocompress.engine.budget import parse_budget
 from autocompress.engine.config import SearchConfig
 from autocompress.engine.driver import Driver, check_space, model_info, resolve_out
 from autocompress.engine.executor import check_address
+from autocompress.engine.plan import Plan
 from autocompress.engine.progress import Progress
 from autocompress.engine.resources import check_local
 from autocompress.engine.settings import search_settings
@@ -142,12 +144,13 @@ def configure(
     )
 
 
-def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
+def _checked(config: SearchConfig) -> tuple[SearchSpace, Any, Any]:
+    """Every input checked before anything is written or started: the output place, the model with its weights,
+    the space against the model, the data, the machine's resources, the cluster's address, the study file.
+    (space, the teacher's ModelInfo, its Task)."""
     from autocompress.data import load_corpus
     from autocompress.model.load import model_task, resolve_model_dir
 
-    # Every input is checked before anything is written or started: the output place, the model with its weights,
-    # the space against the model, the data, the machine's resources, the cluster's address, the study file.
     check_output_dir(config.out.resolve(), "--out")
     if config.storage is None:
         check_study_file(config.out.resolve() / "study.db")
@@ -162,6 +165,26 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
     if config.address:
         check_address(config.address)
     make_sampler(config.sampler, config.seed)
+    return space, info, task
+
+
+def plan_search(config: SearchConfig) -> Plan:
+    """The plan `search` would make with these settings, its units timed here (`autocompress plan`); nothing is
+    kept: the teacher's export it times goes to a temporary directory."""
+    import tempfile
+
+    space, info, task = _checked(config)
+    with tempfile.TemporaryDirectory(prefix="autocompress-plan-") as tmp:
+        study = optuna.create_study(directions=[m.direction for m in config.measures()])
+        progress = Progress(None, config.measures(), quiet=True)
+        scratch = dataclasses.replace(config, out=Path(tmp))
+        return Driver(scratch, space, info, study, progress, task).plan_only()
+
+
+def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
+    from autocompress.model.load import resolve_model_dir
+
+    space, info, task = _checked(config)
     out = resolve_out(config)  # created only once the settings are known to be good
     settings = search_settings(config, space, task, resolve_model_dir(config.model))
     study = open_study(
@@ -177,14 +200,23 @@ def run_search(config: SearchConfig, quiet: bool = False) -> SearchResult:
         f"space {space.name}, sampler {config.sampler}, target {config.target.device} "
         f"({config.target.threads} thread(s))" + (f", task {task.describe()}" if task.to_dict() else "")
     )
+    driver = Driver(dataclasses.replace(config, out=out), space, info, study, progress, task)
     try:
-        Driver(dataclasses.replace(config, out=out), space, info, study, progress, task).run()
+        driver.run()
     except RunFailed:
         # what was measured stays readable: the tables and report say where it stopped
         finish(study, out, storage=config.storage)
         raise
     progress.log("writing the tables, plots and report")
-    return finish(study, out, storage=config.storage)
+    written = time.monotonic()
+    result = finish(study, out, storage=config.storage)
+    actuals = {**study.user_attrs.get("actuals", {})}
+    actuals["outputs"] = round(actuals.get("outputs", 0.0) + time.monotonic() - written, 1)
+    actuals["total"] = round(time.monotonic() - driver.started, 1)  # everything the user waited for, this run
+    study.set_user_attr("actuals", actuals)
+    budget = config.budget.seconds
+    progress.log(f"done in {actuals['total'] / 60:.1f} min" + (f" of a {budget / 60:g}-min budget" if budget else ""))
+    return result
 
 
 def finish(study: optuna.Study, out: Path, rule: str | None = None, storage: str | None = None) -> SearchResult:

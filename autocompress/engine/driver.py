@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from autocompress.engine.config import SearchConfig
 from autocompress.engine.executor import Finished, RayExecutor
+from autocompress.engine.plan import Plan
 from autocompress.engine.progress import Progress
 from autocompress.engine.stop import StopRequested, StopSignals
 from autocompress.engine.study import (
@@ -38,7 +39,7 @@ from autocompress.engine.study import (
 from autocompress.engine.worker import TrialJob
 from autocompress.errors import RunFailed, UserInputError
 from autocompress.recipe import Recipe
-from autocompress.space import SearchSpace, at_rung, start_params, suggest_recipe
+from autocompress.space import SearchSpace, at_rung, start_params, suggest_recipe, teacher_only
 from autocompress.task import Task
 
 
@@ -93,6 +94,9 @@ class Driver:
     failed_in_a_row: int = 0
     duplicates_in_a_row: int = 0
     stop: StopSignals = field(default_factory=StopSignals)
+    elastic_steps: int | None = None  # the elastic student's steps when the plan cut them to the budget
+    plan: Plan | None = None
+    actuals: dict[str, float] = field(default_factory=dict)  # phase → seconds it took (the plan's estimates beside)
 
     def run(self) -> None:
         recorded = self.study.get_trials(deepcopy=False)
@@ -102,20 +106,21 @@ class Driver:
         recovered = recover_cut_off(self.study)
         if recovered:
             self.progress.log(f"resuming: trials {recovered} were cut off; they are marked FAIL and run again")
-        if "start_enqueued" not in self.study.user_attrs:  # the space's `start:` recipes, once per study
-            for params in start_params(self.space, self.info.layers):
-                self.study.enqueue_trial(params, skip_if_exists=True)
-            self.study.set_user_attr("start_enqueued", len(self.space.start))
         c = self.config
         measured = c.target.measured_cores() if c.target.device == "cpu" else ()
         self.executor = RayExecutor(c.address, c.trial_cpus(), c.trial_gpus(), measured)
         try:
             with self.stop:
                 try:
+                    self._plan()
+                    self._enqueue_start()
+                    with self._timed("baseline"):
+                        self._baseline()
                     self._prepare()
-                    self._baseline()
-                    self._loop()
-                    self._retime_selected()
+                    with self._timed("trials"):
+                        self._loop()
+                    with self._timed("outputs"):
+                        self._retime_selected()
                 except StopRequested:
                     self.progress.log("Ctrl-C: stopping; finished trials are kept")
                     self.executor.cancel_all(STOPPED)
@@ -125,6 +130,88 @@ class Driver:
         finally:
             self.executor.shutdown()
             self.progress.close()
+
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        """Record what a phase took beside the plan's estimate (the study's `actuals`)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.actuals[phase] = round(self.actuals.get(phase, 0.0) + time.monotonic() - started, 1)
+            self.study.set_user_attr("actuals", self.actuals)
+
+    def _enqueue_start(self) -> None:
+        if "start_enqueued" not in self.study.user_attrs:  # the space's `start:` recipes, once per study
+            for params in start_params(self.space, self.info.layers):
+                self.study.enqueue_trial(params, skip_if_exists=True)
+            self.study.set_user_attr("start_enqueued", len(self.space.start))
+
+    def _plan(self, probe: Callable[..., dict[str, Any]] | None = None) -> Plan:
+        """Time a few units of every phase on this machine (on Ray, or with `probe` in this process), then plan the
+        run to its budget (engine.plan); printed and kept in the study. A resumed study keeps the elastic steps its
+        first plan cut."""
+        from autocompress.engine.plan import make_plan
+        from autocompress.teacher.prepare import needed
+
+        if probe is None:
+            assert self.executor is not None
+            probe = self.executor.probe
+        earlier = self.study.user_attrs.get("plan")
+        if earlier and earlier.get("elastic_steps"):
+            self.elastic_steps = int(earlier["elastic_steps"])
+        if earlier and earlier.get("precision_only"):
+            self.space = teacher_only(self.space)
+        self.progress.log("timing a few units of each phase on this machine, to plan the run")
+        job = dataclasses.replace(
+            self.job(-4, baseline_recipe(self.config.seed, self.task)), threads=os.cpu_count() or 1
+        )
+        probed = probe(job, needed(self.space), self.train_tokens, self.stop.check)
+        budget = self.config.budget
+        plan = make_plan(
+            probed["units"],
+            tuple(probed["missing"]),
+            self.config.target.to_dict(),
+            int(probed["units"]["dev_sentences"]),
+            self.rungs,
+            self.train_tokens,
+            self.elastic.to_dict() if self.elastic is not None else None,
+            budget.seconds,
+            budget.trials,
+            time.monotonic() - self.started,
+            "pruned" in self.space.students,
+            self.space.fidelity.eta if self.space.fidelity is not None else 4,
+        )
+        if plan.elastic_steps is not None:
+            self.elastic_steps = plan.elastic_steps
+        if plan.precision_only:
+            self.space = teacher_only(self.space)
+        self.plan = plan
+        self.actuals["probe"] = plan.estimates["probe"]
+        self.study.set_user_attr("plan", plan.to_dict())
+        for line in plan.lines():
+            self.progress.log(line)
+        return plan
+
+    def plan_only(self) -> Plan:
+        """The plan a search with these settings would make, its units timed in this process (`autocompress
+        plan`): nothing is built but the teacher's fp32 export, in the output directory's cache."""
+        from autocompress.engine.worker import probe_here
+
+        return self._plan(probe_here)
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        """A student's training steps at each rung (one entry without rungs: the distillation's steps)."""
+        if self.space.fidelity is not None:
+            return self.space.fidelity.rungs
+        steps = self.space.dimension("distill", "steps")
+        return (int(max(steps.values)) if steps is not None else 400,)
+
+    @property
+    def train_tokens(self) -> int:
+        tokens = self.space.dimension("distill", "max_tokens")
+        return int(max(tokens.values)) if tokens is not None else 1500
 
     def job(self, number: int, recipe: Recipe) -> TrialJob:
         c = self.config
@@ -148,7 +235,10 @@ class Driver:
         """The elastic student's settings, when the space lets students start from one (teacher.elastic)."""
         from autocompress.teacher.elastic import settings_from_space, uses_elastic
 
-        return settings_from_space(self.space, self.info.layers) if uses_elastic(self.space) else None
+        if not uses_elastic(self.space) or "pruned" not in self.space.students:
+            return None
+        settings = settings_from_space(self.space, self.info.layers)
+        return settings if self.elastic_steps is None else dataclasses.replace(settings, steps=self.elastic_steps)
 
     def _prepare(self) -> None:
         """What the trials will ask of the teacher (importance, its translations of the training data), built once
@@ -163,9 +253,14 @@ class Driver:
         job = dataclasses.replace(
             self.job(-2, baseline_recipe(self.config.seed, self.task)), threads=os.cpu_count() or 1
         )
+        started = time.monotonic()
         for name, entry in self.executor.prepare(job, artifacts, self.stop.check).items():
             state = "cached" if entry.get("hit") else f"built in {entry.get('seconds', 0):.0f} s"
             self.progress.log(f"  {name}: {state}")
+            if not entry.get("hit"):
+                self.actuals[f"prepare:{name}"] = round(float(entry.get("seconds", 0.0)), 1)
+        self.actuals["prepare"] = round(time.monotonic() - started, 1)
+        self.study.set_user_attr("actuals", self.actuals)
 
     def _baseline(self) -> None:
         """The teacher measured in the same harness (fp32 ONNX): the point the constraints and ratios refer to.
@@ -234,17 +329,21 @@ class Driver:
             self.stop.check()
             self._check_elsewhere()
             running, completed = len(self.executor.running) + len(self.elsewhere), self.completed()
-            spent = budget.spent(completed, self.started)
             room = budget.trials is None or completed + self.in_flight() < budget.trials
             exhausted = self.duplicates_in_a_row >= EXHAUSTED_AFTER
-            if not spent and room and not exhausted and running < workers and self.failed_in_a_row < 3 * workers + 5:
-                self._ask_and_submit()
-                continue
+            if room and not exhausted and running < workers and self.failed_in_a_row < 3 * workers + 5:
+                fits, parent = self._next()
+                if fits:
+                    self._ask_and_submit(parent)
+                    continue
             if exhausted and running == 0:
                 self.progress.log(
                     f"the space looks exhausted: the last {EXHAUSTED_AFTER} suggestions repeated measured recipes"
                 )
             if running == 0:
+                break
+            if self._overdue():
+                self._stop_running("the budget's time ran out while it ran; it runs again when the search resumes")
                 break
             for finished in self.executor.collect(1.0, self.config.trial_timeout):
                 self._tell(finished)
@@ -258,13 +357,59 @@ class Driver:
                 f"{self.config.out / 'trials.csv'} (fail_reason)"
             )
 
+    def _left(self) -> float | None:
+        """Seconds of the wall-time budget left for trials (the final outputs' estimate kept back); None: no limit."""
+        seconds = self.config.budget.seconds
+        if seconds is None:
+            return None
+        outputs = self.plan.estimates["outputs"] if self.plan is not None else 0.0
+        return self.started + seconds - outputs - time.monotonic()
+
+    def _next(self) -> tuple[bool, optuna.trial.FrozenTrial | None]:
+        """(whether another trial fits the budget's time, the student to promote if its rung fits too): a promotion
+        whose training would overrun the budget gives way to a new trial at the first rung."""
+        parent = self._promotion()
+        left = self._left()
+        if left is None:
+            return True, parent
+        if parent is not None and self.trial_seconds(parent.user_attrs.get("rung", 0) + 1) <= left:
+            return True, parent
+        return self.trial_seconds(0) <= left, None
+
+    def trial_seconds(self, rung: int) -> float:
+        """What a trial at this rung should take: the median of those measured at it, else the plan's estimate."""
+        taken = [
+            t.user_attrs["phases"]["total"]
+            for t in self.study.get_trials(deepcopy=False)
+            if (is_measured(t) or "cut_short" in t.user_attrs)
+            and "duplicate_of" not in t.user_attrs
+            and t.user_attrs.get("rung", 0) == rung
+            and "total" in t.user_attrs.get("phases", {})
+        ]
+        if taken:
+            return float(np.median(taken))
+        if self.plan is None:
+            return 0.0
+        return self.plan.per_trial[min(rung, len(self.plan.per_trial) - 1)]
+
+    def _overdue(self) -> bool:
+        """Running trials are past the budget by more than its slack (5 %, at least one minute)."""
+        left, seconds = self._left(), self.config.budget.seconds
+        return left is not None and seconds is not None and -left > max(60.0, 0.05 * seconds)
+
+    def _stop_running(self, reason: str) -> None:
+        assert self.executor is not None
+        self.progress.log(f"the budget's time is up: stopping {len(self.executor.running)} running trial(s)")
+        self.executor.cancel_all(reason)
+        for number in list(self.trials):
+            self._tell_failed(number, reason, requeue=True)
+
     def in_flight(self) -> int:
         """Recipes being measured now, by this driver or another one on the same study (the budget is the study's)."""
         return _occupied(self.study.get_trials(deepcopy=False)) - self.completed()
 
-    def _ask_and_submit(self) -> None:
+    def _ask_and_submit(self, parent: optuna.trial.FrozenTrial | None) -> None:
         assert self.executor is not None
-        parent = self._promotion()
         if parent is not None:  # trained on to the next rung: the same parameters, continued from its state
             rung = parent.user_attrs.get("rung", 0) + 1
             self.study.enqueue_trial(parent.params, user_attrs={"rung": rung, "parent": parent.number})

@@ -18,6 +18,7 @@ from autocompress.engine.worker import (
     TrialOutcome,
     run_comparison,
     run_prepare,
+    run_probe,
     run_trial,
 )
 from autocompress.errors import UserInputError
@@ -129,6 +130,15 @@ class RayExecutor:
         nodes = [node["Resources"].get("CPU", 0.0) for node in self.ray.nodes() if node["Alive"]]
         task = self.ray.remote(run_prepare).options(name="prepare", num_cpus=max(nodes))
         ref = task.remote(job, artifacts)
+        while not self.ray.wait([ref], timeout=1.0)[0]:
+            stop()
+        return self.ray.get(ref)
+
+    def probe(self, job: TrialJob, artifacts: tuple[str, ...], train_tokens: int, stop: Any) -> dict[str, Any]:
+        """Time the units the plan needs (run_probe) with one node's CPUs, as preparation runs."""
+        nodes = [node["Resources"].get("CPU", 0.0) for node in self.ray.nodes() if node["Alive"]]
+        task = self.ray.remote(run_probe).options(name="probe", num_cpus=max(nodes))
+        ref = task.remote(job, artifacts, train_tokens)
         while not self.ray.wait([ref], timeout=1.0)[0]:
             stop()
         return self.ray.get(ref)

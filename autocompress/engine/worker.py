@@ -216,6 +216,52 @@ def run_prepare(job: TrialJob, artifacts: tuple[str, ...]) -> dict[str, dict[str
     return prepare(ctx, artifacts, ElasticSettings.from_dict(job.elastic) if job.elastic else None)
 
 
+def run_probe(job: TrialJob, artifacts: tuple[str, ...], train_tokens: int) -> dict[str, Any]:
+    """Time a few units of every phase with every core (autocompress.teacher.probe): {missing: the teacher
+    artifacts not built yet, units: seconds per unit}. The teacher's fp32 export it times is the baseline's, cached
+    in the study directory for it."""
+    import torch
+
+    from autocompress.cache import ArtifactCache
+    from autocompress.export.onnx import GRAPH_LAYOUT, export_onnx
+    from autocompress.recipe import Recipe
+    from autocompress.target import TargetSpec
+    from autocompress.teacher.elastic import ElasticSettings
+    from autocompress.teacher.prepare import missing
+    from autocompress.teacher.probe import time_units
+
+    use_trial_cores()
+    torch.set_num_threads(job.threads)
+    recipe = Recipe.from_dict(job.recipe)
+    ctx, dev = _context(job, recipe.task)
+    elastic = ElasticSettings.from_dict(job.elastic) if job.elastic else None
+    todo = missing(ctx, artifacts, elastic)
+    teacher = {**ctx.teacher_key, "student": Recipe((), recipe.seed, task=recipe.task).id, "graphs": GRAPH_LAYOUT}
+
+    def onnx() -> tuple[Path, float]:
+        def export(directory: Path) -> None:
+            export_onnx(ctx.teacher, ctx.tokenizer, directory / "onnx", task=ctx.task)
+
+        entry = ArtifactCache(Path(job.study_dir) / "cache").get_or_build("onnx-fp32", teacher, export)
+        return entry.path / "onnx", entry.seconds
+
+    target = TargetSpec.from_dict(job.target)
+    units = time_units(ctx, dev, target, todo, elastic, train_tokens, onnx)
+    return {"missing": list(todo), "units": units}
+
+
+def probe_here(job: TrialJob, artifacts: tuple[str, ...], train_tokens: int, _stop: Any) -> dict:
+    """run_probe in this process (`autocompress plan`), restoring the process's cores and torch threads."""
+    import torch
+
+    cores, threads = os.sched_getaffinity(0), torch.get_num_threads()
+    try:
+        return run_probe(job, artifacts, train_tokens)
+    finally:
+        os.sched_setaffinity(0, cores)
+        torch.set_num_threads(threads)
+
+
 def run_comparison(job: TrialJob, artifacts: list[str], rounds: int) -> dict[str, list[dict[str, float]]]:
     """Time the artifacts side by side: `rounds` rounds in ABBA order (the first artifact first, then last), each a
     whole latency measurement on the target; artifact → its values, round by round."""

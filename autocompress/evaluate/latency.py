@@ -39,8 +39,8 @@ SUMMARIES = {"min": np.min, "median": np.median}  # TargetSpec.statistic → how
 #   its spread is above CV_LIMIT *and* its absolute spread several times (JITTER_FACTOR) the quiet teacher's.
 CV_LIMIT, PROBE_LIMIT, JITTER_FACTOR, RETAKES = 0.15, 0.25, 3.0, 2
 # A candidate whose sentences take GIVE_UP_RATIO times the teacher's (median of the paired ratios over at least
-# GIVE_UP_AFTER sentences of one pass) stops being timed: slower than the uncompressed teacher, it is not a
-# compression anyone would choose. Quiet re-measurements of one artifact agree within a few per cent.
+# GIVE_UP_AFTER sentences of one pass, or all of a shorter set) stops being timed: slower than the uncompressed
+# teacher, it is not a compression anyone would choose. Quiet re-measurements of one artifact agree within a few %.
 GIVE_UP_RATIO, GIVE_UP_AFTER = 1.25, 8
 
 
@@ -168,7 +168,8 @@ def _time_singles(
     showed it: 1 × the sentences timed, what was seen). Warm-up passes are checked too: a slow candidate is seen in
     its first sentences, before any timed pass."""
     per_sentence = np.zeros((target.repeats, len(singles)))
-    paired = reference is not None and len(reference.per_sentence_ms) >= len(singles) >= GIVE_UP_AFTER
+    paired = reference is not None and len(reference.per_sentence_ms) >= len(singles)
+    enough = min(GIVE_UP_AFTER, len(singles))  # a short timing set is judged on its whole first pass
     for repeat in range(-target.warmup, target.repeats):
         this_pass: list[float] = []
         checking = paired
@@ -178,7 +179,7 @@ def _time_singles(
             this_pass.append((time.perf_counter() - started) * 1000)
             if repeat >= 0:
                 per_sentence[repeat, i] = this_pass[-1]
-            if checking and i + 1 >= GIVE_UP_AFTER:
+            if checking and i + 1 >= enough:
                 assert reference is not None
                 ratio = float(np.median(np.array(this_pass) / np.array(reference.per_sentence_ms[: i + 1])))
                 if ratio > GIVE_UP_RATIO:

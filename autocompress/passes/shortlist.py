@@ -132,14 +132,18 @@ def shortlist_table(ctx: PassContext) -> dict[str, torch.Tensor]:
             "frequent": torch.from_numpy(frequent),
         }
 
-    key = {
+    return ctx.cached("shortlist_table", table_key(ctx), build)
+
+
+def table_key(ctx: PassContext) -> dict[str, Any]:
+    """The settings the lexical table is cached by."""
+    return {
         **ctx.translations_key(),
         "ranking": "ibm1",
         "iterations": IBM1_ITERATIONS,
         "width": TABLE_WIDTH,
         "min_probs": MIN_PROBS,
     }
-    return ctx.cached("shortlist_table", key, build)
 
 
 def lexical_ranking(

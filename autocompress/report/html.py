@@ -77,6 +77,14 @@ def write_html(view: StudyView, out: Path, plots: dict[str, str], study_dir: Pat
         brief = ["trial", "model", "state", *(m.key for m in view.measures), "feasible", "seconds", "note"]
         parts.append(f"<h2>All trials ({len(frame)})</h2>" + _table(frame[[c for c in brief if c in frame]]))
         parts.append("<p class='note'>Every column (recipe parameters, phase times): trials.csv.</p>")
+    plan = view.study.user_attrs.get("plan")
+    if plan:
+        from autocompress.engine.plan import plan_rows
+
+        actual = plan_rows(plan, view.study.user_attrs.get("actuals", {}))
+        parts.append("<h2>Plan and actual (seconds)</h2>" + _table(pd.DataFrame(actual)))
+        if plan.get("adapted"):
+            parts.append(f"<p class='note'>Adapted to the budget: {html.escape(plan['adapted'])}</p>")
     signatures = baseline.get("signatures", {})
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>"
                    for k, v in signatures.items())  # fmt: skip

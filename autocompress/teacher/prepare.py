@@ -23,10 +23,11 @@ def needed(space: Any) -> tuple[str, ...]:
     trims the output vocabulary to what they use."""
     found = []
     names = {d.name for d in space.dimensions}
-    if "pruned" in space.students and any(n.split(".")[0] in ("layers", "heads", "ffn") for n in names):
+    students = "pruned" in space.students  # a space of the teacher's weights alone trains nothing
+    if students and any(n.split(".")[0] in ("layers", "heads", "ffn") for n in names):
         found.append("importance")
-    methods = {v for d in space.dimensions if d.name == "distill.method" for v in d.values}
-    elastic = uses_elastic(space)
+    methods = {v for d in space.dimensions if d.name == "distill.method" and students for v in d.values}
+    elastic = uses_elastic(space) and students
     trims = space.dimension("vocabulary", "keep") is not None and "used" in space.dimension("vocabulary", "keep").values
     top_k = space.dimension("shortlist", "top_k")
     shortlists = top_k is not None and any(v != 0 for v in top_k.values)
@@ -40,6 +41,24 @@ def needed(space: Any) -> tuple[str, ...]:
     if elastic:
         found.append("elastic")
     return tuple(found)
+
+
+def missing(ctx: PassContext, artifacts: tuple[str, ...], elastic: ElasticSettings | None = None) -> tuple[str, ...]:
+    """Which of `artifacts` are not built yet (neither shipped nor in the cache): what preparing would cost."""
+    from dataclasses import asdict
+
+    from autocompress.passes.shortlist import table_key
+
+    settings = {
+        "importance": lambda: asdict(ctx.importance_settings),
+        "teacher_translations": ctx.translations_key,
+        "target_token_counts": ctx.translations_key,
+        "shortlist_table": lambda: table_key(ctx),
+        "elastic": lambda: elastic.to_dict() if elastic is not None else None,
+    }
+    return tuple(
+        name for name in artifacts if ctx.cache.find(name, {**ctx.teacher_key, "settings": settings[name]()}) is None
+    )
 
 
 def prepare(

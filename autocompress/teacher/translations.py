@@ -75,6 +75,30 @@ def translate_sources(
     return found
 
 
+def time_translation(
+    teacher: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    sample: Sequence[str],
+    settings: TranslationSettings,
+    device: str = "cpu",
+) -> tuple[float, float]:
+    """(seconds to set the runtime up, seconds a source) of translate_sources with these settings, from a sample:
+    the unit the plan multiplies by the training set's size."""
+    runtime = resolve_runtime(settings, teacher.config.model_type, device)
+    if runtime == "pytorch":
+        started = time.perf_counter()
+        _pytorch(teacher, tokenizer, task, sample, settings, device)
+        return 0.0, (time.perf_counter() - started) / len(sample)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        translator = _artifact(teacher, tokenizer, task, runtime, Path(tmp), 0)
+        setup = time.perf_counter() - started
+        started = time.perf_counter()
+        _batched(translator, sample, settings, None)
+        return setup, (time.perf_counter() - started) / len(sample)
+
+
 def _labels(row: Sequence[int], start: int, eos: int, pad: int) -> list[int]:
     """Output ids as training labels: no decoder start, no padding, ending with eos (CTranslate2 leaves it out)."""
     tokens = [int(t) for t in row]
