@@ -33,12 +33,20 @@ class TargetSpec:
     # ever adds time, so the fastest repeat is the artifact's own cost and re-measurements agree (fidelity benchmark);
     # median: what a user of a shared machine sees.
     statistic: str = "min"
+    # A candidate whose sentences take this many times the teacher's stops being timed, its BLEU is not decoded, and
+    # it is kept as cut short (evaluate.latency): slower than the uncompressed teacher, it is not a compression to
+    # choose. null: every candidate is measured whole (a search that wants slow but small models on its front).
+    give_up: float | None = 1.25
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise UserInputError(f"target device {self.device!r} is unknown: use one of {', '.join(DEVICES)}")
         for name in ("threads", "beam", "max_length", "repeats", "latency_sentences", "warmup"):
             integer(getattr(self, name), f"target {name}", low=0 if name == "warmup" else 1)
+        if self.give_up is not None and (
+            isinstance(self.give_up, bool) or not isinstance(self.give_up, int | float) or not self.give_up > 1
+        ):
+            raise UserInputError(f"target give_up {self.give_up!r} must be a ratio above 1 (e.g. 1.25) or null")
         if self.statistic not in STATISTICS:
             raise UserInputError(f"target statistic {self.statistic!r} is unknown: use one of {', '.join(STATISTICS)}")
         if not isinstance(self.batch_sizes, tuple) or not self.batch_sizes:

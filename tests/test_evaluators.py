@@ -122,6 +122,7 @@ def test_size_counts_the_graphs(artifact: Path) -> None:
         ("target:\n  thread: 4\n", r"target has no setting 'thread': known settings are"),
         ("target:\n  beam: 0\n", r"target beam = 0 must be at least 1"),
         ("target:\n  statistic: mean\n", r"target statistic 'mean' is unknown: use one of min, median"),
+        ("target:\n  give_up: 0.9\n", r"target give_up 0.9 must be a ratio above 1 \(e.g. 1.25\) or null"),
         ("target: [unclosed\n", r"is not valid YAML"),
     ],
 )
@@ -188,11 +189,13 @@ def test_a_candidate_slower_than_the_teacher_is_cut_short_and_no_other(artifact:
     cut = measure_latency(artifact, DEV, TWELVE, forced_new_tokens=5, reference=_reference(own, 0.1))
     details = cut["latency_p50_ms"].details
     assert details["cut"]["pass"] == 0 and details["cut"]["sentences"] == latency.GIVE_UP_AFTER
-    assert details["cut"]["ratio"] > latency.GIVE_UP_RATIO and "slower than the teacher" in details["cut"]["reason"]
+    assert details["cut"]["ratio"] > TWELVE.give_up and "slower than the teacher" in details["cut"]["reason"]
     assert set(cut) == {"latency_p50_ms", "latency_p95_ms"}
     for scale in (1.0, 3.0):
         whole = measure_latency(artifact, DEV, TWELVE, forced_new_tokens=5, reference=_reference(own, scale))
         assert "cut" not in whole["latency_p50_ms"].details and "throughput_b2" in whole
+    never = TargetSpec.from_dict({**TWELVE.to_dict(), "give_up": None})  # a search that wants every candidate whole
+    assert "cut" not in measure_latency(artifact, DEV, never, 5, _reference(own, 0.1))["latency_p50_ms"].details
 
 
 def test_disturbance_is_judged_against_the_quiet_teacher() -> None:

@@ -147,8 +147,11 @@ def test_task_options_override_and_unknown_languages_are_refused(family_dirs: di
     assert t5.task.source_prefix == "translate English to French: "
 
 
+# give_up: null: on these tiny random models int8 is 1.3-1.4× slower than the fp32 teacher, and this test is about
+# what the exported model translates, not about cutting it short
 PRECISION_ONLY = """
-target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 12, latency_sentences: 2, warmup: 1, repeats: 1}
+target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 12, latency_sentences: 2, warmup: 1, repeats: 1,
+         give_up: null}
 evaluation: {dev_sentences: 12}
 student: teacher
 passes:

@@ -11,8 +11,8 @@ from typing import Any
 import optuna
 import pytest
 
-from autocompress.engine.plan import MIN_ELASTIC_STEPS, make_plan
-from tests.searching import cli, cli_args, options, search_setup
+from autocompress.engine.plan import MIN_ELASTIC_STEPS, PREP_SHARE, make_plan
+from tests.searching import SPACE, SPACE_DEFAULTS, WIDE, cli, cli_args, options, search_setup
 
 # Units as the probe times them on the 2-core VM for the demo teacher (seconds; counts as counts).
 UNITS = {
@@ -54,7 +54,8 @@ def test_a_plan_that_fits_builds_everything_and_fills_the_budget() -> None:
 def test_a_short_budget_cuts_the_elastic_steps_and_says_so() -> None:
     found = plan(20 * 60)
     assert MIN_ELASTIC_STEPS <= found.elastic_steps < ELASTIC["steps"]
-    assert found.prepare_s <= 0.5 * (20 * 60 - 20 - found.estimates["baseline"] - found.estimates["outputs"]) + 1
+    room = 20 * 60 - 20 - found.estimates["baseline"] - found.estimates["outputs"]
+    assert PREP_SHARE * room - 2 <= found.prepare_s <= PREP_SHARE * room
     assert found.total_s() == pytest.approx(20 * 60)
     line = found.lines()[-1]
     assert line.startswith("  adapted: the elastic student trains") and "autocompress prepare" in line
@@ -117,7 +118,9 @@ def test_a_candidate_slower_than_the_teacher_is_cut_short_and_never_on_the_front
     was measured and why, and are not drawn or listed on the front; what was measured before stays there."""
     import autocompress
 
-    opts = options(setup, tmp_path / "s", space="wide", max_bleu_drop=None)
+    space = tmp_path / "cutting.yaml"  # the wide space with the target's default give_up
+    space.write_text(SPACE.format(**{**SPACE_DEFAULTS, **WIDE, "give_up": 1.25}))
+    opts = {**options(setup, tmp_path / "s", max_bleu_drop=None), "space": str(space)}
     first = autocompress.search(setup["model"], "2", **opts)
     assert not [t for t in first.study.trials if "cut_short" in t.user_attrs]
     url = f"sqlite:///{tmp_path / 's' / 'study.db'}"

@@ -312,7 +312,8 @@ def test_settings_round_trip_objectives_follow_the_target_and_report_keeps_the_s
 
 
 FIDELITY_SPACE = """
-target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 10, latency_sentences: 2, warmup: 1, repeats: 1}
+target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 10, latency_sentences: 2, warmup: 1, repeats: 1,
+         give_up: null}
 evaluation: {dev_sentences: 12}
 fidelity: {rungs: [6, 12], eta: 2}
 passes:
@@ -349,7 +350,8 @@ def test_multi_fidelity_trains_the_best_further_from_where_they_stopped(setup: d
 
 
 ELASTIC_SPACE = """
-target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 10, latency_sentences: 2, warmup: 1, repeats: 1}
+target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 10, latency_sentences: 2, warmup: 1, repeats: 1,
+         give_up: null}
 evaluation: {dev_sentences: 12}
 elastic: {steps: 4, checkpoint_every: 2, max_tokens: 300}
 passes:

@@ -238,7 +238,7 @@ class Driver:
         if not uses_elastic(self.space) or "pruned" not in self.space.students:
             return None
         settings = settings_from_space(self.space, self.info.layers)
-        return settings if self.elastic_steps is None else dataclasses.replace(settings, steps=self.elastic_steps)
+        return settings if self.elastic_steps is None else settings.cut_to(self.elastic_steps)
 
     def _prepare(self) -> None:
         """What the trials will ask of the teacher (importance, its translations of the training data), built once
@@ -391,6 +391,15 @@ class Driver:
         if self.plan is None:
             return 0.0
         return self.plan.per_trial[min(rung, len(self.plan.per_trial) - 1)]
+
+    def _eta(self) -> str:
+        """Where the run stands against its plan, for the progress lines."""
+        elapsed = time.monotonic() - self.started
+        if self.config.budget.seconds is not None:
+            return f" [{elapsed / 60:.1f} of {self.config.budget.seconds / 60:g} min]"
+        left = max(0, (self.config.budget.trials or 0) - self.completed()) * self.trial_seconds(0)
+        outputs = self.plan.estimates["outputs"] if self.plan is not None else 0.0
+        return f" [{elapsed / 60:.1f} min; ≈ {(left + outputs) / 60:.1f} min left]"
 
     def _overdue(self) -> bool:
         """Running trials are past the budget by more than its slack (5 %, at least one minute)."""
@@ -560,7 +569,7 @@ class Driver:
             return
         self._constrain(trial, finished.outcome.values)
         self.study.tell(trial, self.values(finished.outcome.values))
-        self.progress.log(f"trial {number}: " + _describe(finished.outcome.values))
+        self.progress.log(f"trial {number}: " + _describe(finished.outcome.values) + self._eta())
         timing = finished.outcome.measurements.get("latency_p50_ms", {}).get("details", {})
         if timing.get("disturbed"):
             self.progress.log(

@@ -13,8 +13,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PREP_SHARE = 0.5  # of the time left after the baseline and the final outputs, the most the one-off work may take
-MIN_ELASTIC_STEPS = 200  # fewer, and an elastic student is not worth starting from (benchmarks/student_init.py)
+# Of the time left after the baseline and the final outputs, the most the one-off work may take: it is reused by every
+# later search of the teacher, and a first-rung trial of a sliced student costs seconds, not minutes.
+PREP_SHARE = 0.7
+MIN_ELASTIC_STEPS = 100  # fewer, and the search is better off with the teacher's precisions alone
 STUDENT_SHARE = 0.5  # a student's decoding and timing against the teacher's, until trials are measured
 EXPORT_SHARE = 0.2  # a student's export against the teacher's fp32 ONNX export
 RETIME_ROUNDS = 3  # the final side-by-side timing (engine.driver)

@@ -6,7 +6,7 @@ target's measurement lock and thread settings.
 
 Against a reference (the teacher's baseline timing of the same sentences, taken on the same machine at the start of
 the search), a timing does two more things: it stops as soon as the candidate is plainly slower than the teacher
-(`GIVE_UP_RATIO`; such a candidate can never be chosen, and its BLEU decoding is skipped by the worker), and it
+(the target's `give_up`; such a candidate can never be chosen, and its BLEU decoding is skipped by the worker), and it
 judges whether the machine was disturbed against that quiet reading rather than against fixed numbers.
 """
 
@@ -38,10 +38,11 @@ SUMMARIES = {"min": np.min, "median": np.median}  # TargetSpec.statistic → how
 #   absolute jitter (0.2-0.8 ms a sentence) is a large part of a 2-ms sentence. So a scattered timing counts only when
 #   its spread is above CV_LIMIT *and* its absolute spread several times (JITTER_FACTOR) the quiet teacher's.
 CV_LIMIT, PROBE_LIMIT, JITTER_FACTOR, RETAKES = 0.15, 0.25, 3.0, 2
-# A candidate whose sentences take GIVE_UP_RATIO times the teacher's (median of the paired ratios over at least
-# GIVE_UP_AFTER sentences of one pass, or all of a shorter set) stops being timed: slower than the uncompressed
-# teacher, it is not a compression anyone would choose. Quiet re-measurements of one artifact agree within a few %.
-GIVE_UP_RATIO, GIVE_UP_AFTER = 1.25, 8
+# A candidate whose sentences take the target's `give_up` times the teacher's (1.25 by default; the median of the
+# paired ratios over at least GIVE_UP_AFTER sentences of one pass, or all of a shorter set) stops being timed: slower
+# than the uncompressed teacher, it is not a compression anyone would choose. Quiet re-measurements of one artifact
+# agree within a few per cent.
+GIVE_UP_AFTER = 8
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _time_singles(
     showed it: 1 × the sentences timed, what was seen). Warm-up passes are checked too: a slow candidate is seen in
     its first sentences, before any timed pass."""
     per_sentence = np.zeros((target.repeats, len(singles)))
-    paired = reference is not None and len(reference.per_sentence_ms) >= len(singles)
+    paired = reference is not None and target.give_up is not None and len(reference.per_sentence_ms) >= len(singles)
     enough = min(GIVE_UP_AFTER, len(singles))  # a short timing set is judged on its whole first pass
     for repeat in range(-target.warmup, target.repeats):
         this_pass: list[float] = []
@@ -182,7 +183,8 @@ def _time_singles(
             if checking and i + 1 >= enough:
                 assert reference is not None
                 ratio = float(np.median(np.array(this_pass) / np.array(reference.per_sentence_ms[: i + 1])))
-                if ratio > GIVE_UP_RATIO:
+                assert target.give_up is not None
+                if ratio > target.give_up:
                     if probe_ms() > (1 + PROBE_LIMIT) * reference.probe_ms:
                         checking = False  # the machine is loaded now: this pass cannot tell; the next one may
                         continue

@@ -83,6 +83,11 @@ class ElasticSettings:
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
 
+    def cut_to(self, steps: int) -> ElasticSettings:
+        """These settings trained `steps` steps (a budget's plan cut them): the warm-up at most a tenth of them, so
+        a short run still spends most of its steps at the peak rate."""
+        return dataclasses.replace(self, steps=steps, warmup_steps=min(self.warmup_steps, max(1, steps // 10)))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ElasticSettings:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
