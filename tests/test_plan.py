@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 import pytest
 
-from autocompress.engine.plan import MIN_ELASTIC_STEPS, PREP_SHARE, make_plan
+from autocompress.engine.plan import MIN_ELASTIC_STEPS, PREP_SHARE, SUSTAINED, make_plan
 from tests.searching import SPACE, SPACE_DEFAULTS, WIDE, cli, cli_args, options, search_setup
 
 # Units as the probe times them on the 2-core VM for the demo teacher (seconds; counts as counts).
@@ -45,7 +45,8 @@ def test_a_plan_that_fits_builds_everything_and_fills_the_budget() -> None:
     assert {f"prepare:{name}" for name in ALL} <= set(found.estimates)
     assert found.total_s() == pytest.approx(4 * 3600)
     # the elastic student's 3000 sandwich steps: the largest, the smallest and one drawn structure a step
-    assert found.estimates["prepare:elastic"] == pytest.approx(3000 * 1500 * (4e-4 + 1.5e-4 + 2.75e-4))
+    sandwich = 1500 * (4e-4 + 1.5e-4 + 2.75e-4)
+    assert found.estimates["prepare:elastic"] == pytest.approx(SUSTAINED["elastic"] * 3000 * sandwich)
     assert found.per_trial[1] - found.per_trial[0] == pytest.approx(200 * 1500 * 2.75e-4)
     text = "\n".join(found.lines())
     assert "prepare" in text and "trials at 0 steps" in text and "adapted" not in text

@@ -315,7 +315,7 @@ FIDELITY_SPACE = """
 target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 10, latency_sentences: 2, warmup: 1, repeats: 1,
          give_up: null}
 evaluation: {dev_sentences: 12}
-fidelity: {rungs: [6, 12], eta: 2}
+fidelity: {rungs: [0, 6, 12], eta: 2}
 passes:
   precision: {runtime: onnxruntime, dtype: int8}
   layers: {decoder_layers: 1}
@@ -325,28 +325,35 @@ passes:
 
 
 def test_multi_fidelity_trains_the_best_further_from_where_they_stopped(setup: dict[str, Any], tmp_path: Path) -> None:
-    """Successive halving over rungs of 6 and 12 steps (eta 2): of every two students measured at 6 steps, the better
-    goes on to 12, continuing its own training; the outputs count each student once, at its highest rung."""
+    """Successive halving over rungs of 0, 6 and 12 steps (eta 2): every student is measured first untrained, as it
+    was cut (rung 0, no training); of every two measured at a rung, the better goes on to the next, continuing its own
+    training; the outputs count each student once, at its highest rung."""
     import autocompress
 
     (tmp_path / "space.yaml").write_text(FIDELITY_SPACE)
     opts = {**options(setup, tmp_path / "s"), "space": str(tmp_path / "space.yaml"), "max_bleu_drop": None}
-    result = autocompress.search(setup["model"], "6", seed=2, **opts)
+    result = autocompress.search(setup["model"], "8", seed=2, **opts)
     trials = {
         t.number: t for t in result.study.trials if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs
     }
-    children = [t for t in trials.values() if t.user_attrs.get("rung") == 1]
-    assert children, "no student was trained on to the second rung"
-    for child in children:
-        parent = trials[child.user_attrs["parent"]]
-        assert parent.params == child.params and parent.user_attrs.get("rung", 0) == 0
-        steps = [p["params"]["steps"] for p in child.user_attrs["recipe"]["passes"] if p["name"] == "distill"]
-        assert steps == [12]
-        distilled = child.user_attrs["metrics"]["student"]["distill"]
-        assert distilled["resumed_from"] == 4  # rung 0's state before its cool-down (6 - round(0.34 × 6))
+
+    def steps(trial: optuna.trial.FrozenTrial) -> list[int]:
+        return [p["params"]["steps"] for p in trial.user_attrs["recipe"]["passes"] if p["name"] == "distill"]
+
+    untrained = [t for t in trials.values() if t.user_attrs.get("rung", 0) == 0]
+    assert untrained and all(steps(t) == [0] and "distill" not in t.user_attrs["metrics"]["student"] for t in untrained)
+    children = {rung: [t for t in trials.values() if t.user_attrs.get("rung") == rung] for rung in (1, 2)}
+    assert children[1] and children[2], "no student was trained on to the third rung"
+    for rung, resumed in ((1, 0), (2, 4)):  # from the slice; then rung 1's state before its cool-down (6 - 2)
+        for child in children[rung]:
+            parent = trials[child.user_attrs["parent"]]
+            assert parent.params == child.params and parent.user_attrs.get("rung", 0) == rung - 1
+            assert steps(child) == [(0, 6, 12)[rung]]
+            assert child.user_attrs["metrics"]["student"]["distill"]["resumed_from"] == resumed
     shown = {t.number for t in result.view.measured}
-    assert all(child.user_attrs["parent"] not in shown for child in children)
-    assert all(child.number in shown for child in children)
+    promoted = children[1] + children[2]
+    parents = {child.user_attrs["parent"] for child in promoted}
+    assert all((child.number in shown) != (child.number in parents) for child in promoted) and not parents & shown
 
 
 ELASTIC_SPACE = """

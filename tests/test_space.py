@@ -175,3 +175,22 @@ def test_start_recipes_are_checked_and_resolved(tmp_path: Path) -> None:
         (tmp_path / "bad.yaml").write_text(TARGET + passes + f"start:\n  - {bad}\n")
         with pytest.raises(UserInputError, match=named.replace(".", "\\.")):
             load_space(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(
+    ("rungs", "refused"),
+    [("[0, 200, 800]", None), ("[200, 0]", "must be increasing step counts"), ("[-1, 5]", "must be increasing")],
+)
+def test_rungs_may_start_untrained(tmp_path: Path, rungs: str, refused: str | None) -> None:
+    """A first rung of 0 steps measures students as sliced (the free first rung); at_rung gives it 0 steps."""
+    from autocompress.space import at_rung
+
+    text = f"fidelity: {{rungs: {rungs}, eta: 2}}\npasses:\n  layers: {{decoder_layers: 1}}\n  distill: {{lr: 0.001}}\n"
+    (tmp_path / "space.yaml").write_text(TARGET + text)
+    if refused is not None:
+        with pytest.raises(UserInputError, match=refused):
+            load_space(tmp_path / "space.yaml")
+        return
+    space = load_space(tmp_path / "space.yaml")
+    recipe = _recipe(tmp_path, text)
+    assert [at_rung(recipe, space.fidelity, r)["distill"]["steps"] for r in range(3)] == [0, 200, 800]

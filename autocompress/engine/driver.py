@@ -253,8 +253,17 @@ class Driver:
         job = dataclasses.replace(
             self.job(-2, baseline_recipe(self.config.seed, self.task)), threads=os.cpu_count() or 1
         )
-        started = time.monotonic()
-        for name, entry in self.executor.prepare(job, artifacts, self.stop.check).items():
+        started, said = time.monotonic(), [time.monotonic()]
+        planned = self.plan.prepare_s if self.plan is not None else 0.0
+
+        def waiting() -> None:  # the stop check, and a line a minute: the one-off work can take long
+            self.stop.check()
+            if time.monotonic() - said[0] >= 60:
+                said[0] = time.monotonic()
+                of = f" of ≈ {planned / 60:.1f} planned" if planned else ""
+                self.progress.log(f"  preparing: {(said[0] - started) / 60:.0f} min{of}")
+
+        for name, entry in self.executor.prepare(job, artifacts, waiting).items():
             state = "cached" if entry.get("hit") else f"built in {entry.get('seconds', 0):.0f} s"
             self.progress.log(f"  {name}: {state}")
             if not entry.get("hit"):
