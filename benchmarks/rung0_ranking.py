@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
 from autocompress.engine.driver import model_info
