@@ -125,20 +125,18 @@ class RayExecutor:
         self.running: dict[Any, Running] = {}
 
     def prepare(self, job: TrialJob, artifacts: tuple[str, ...], stop: Any) -> dict[str, dict[str, Any]]:
-        """Run the teacher's preparation (run_prepare) with the whole of one machine, checking `stop()` every second.
-        One node's CPUs, not the cluster's: a task asking for more than any node has would wait forever."""
-        nodes = [node["Resources"].get("CPU", 0.0) for node in self.ray.nodes() if node["Alive"]]
-        task = self.ray.remote(run_prepare).options(name="prepare", num_cpus=max(nodes))
-        ref = task.remote(job, artifacts)
-        while not self.ray.wait([ref], timeout=1.0)[0]:
-            stop()
-        return self.ray.get(ref)
+        """Run the teacher's preparation (run_prepare) with the whole of one machine, checking `stop()` every second."""
+        return self._on_one_node(run_prepare, "prepare", stop, job, artifacts)
 
     def probe(self, job: TrialJob, artifacts: tuple[str, ...], train_tokens: int, stop: Any) -> dict[str, Any]:
-        """Time the units the plan needs (run_probe) with one node's CPUs, as preparation runs."""
+        """Time the units the plan needs (run_probe) with the whole of one machine, as preparation runs."""
+        return self._on_one_node(run_probe, "probe", stop, job, artifacts, train_tokens)
+
+    def _on_one_node(self, function: Any, name: str, stop: Any, *args: Any) -> Any:
+        """function(*args) as a Ray task with one node's CPUs, not the cluster's (a task asking for more than any
+        node has would wait forever), checking `stop()` every second."""
         nodes = [node["Resources"].get("CPU", 0.0) for node in self.ray.nodes() if node["Alive"]]
-        task = self.ray.remote(run_probe).options(name="probe", num_cpus=max(nodes))
-        ref = task.remote(job, artifacts, train_tokens)
+        ref = self.ray.remote(function).options(name=name, num_cpus=max(nodes)).remote(*args)
         while not self.ray.wait([ref], timeout=1.0)[0]:
             stop()
         return self.ray.get(ref)
