@@ -25,6 +25,10 @@ SECTIONS = (
     ("vocabulary", "python benchmarks/vocabulary.py"),
     ("onnx_layout", "python benchmarks/onnx_layout.py"),
     ("students", "python benchmarks/students.py  # two 2-hour searches; resumable across sessions"),
+    ("main_command", "bash benchmarks/main_command.sh OLD_COMMIT  # the README's command, old against new"),
+    ("budget", "python benchmarks/budget.py  # a 20-minute search of a teacher no cache has seen"),
+    ("timing_noise", "python benchmarks/timing_noise.py"),
+    ("rung0_ranking", "python benchmarks/rung0_ranking.py  # about 100 minutes; resumable"),
 )
 INTRO = """# Benchmarks
 
