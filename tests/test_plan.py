@@ -142,3 +142,8 @@ def test_a_candidate_slower_than_the_teacher_is_cut_short_and_never_on_the_front
     assert {t.number for t in first.view.front} <= {t.number for t in again.view.front}
     rows = (tmp_path / "s" / "trials.csv").read_text()
     assert "cut_short" in rows.splitlines()[0] and "slower than the teacher" in rows
+
+
+def test_a_budget_shorter_than_the_baseline_with_nothing_to_build_adapts_nothing() -> None:
+    found = plan(30, missing=())
+    assert found.adapted is None and not found.precision_only and found.estimates["trials"] == 0

@@ -155,7 +155,7 @@ def make_plan(
     prepare = {name: artifact_seconds(units, name, elastic, None) for name in missing}
     if budget_s is not None:
         room = budget_s - elapsed_s - baseline - outputs
-        if sum(prepare.values()) > PREP_SHARE * room:
+        if prepare and sum(prepare.values()) > PREP_SHARE * room:
             whole = sum(prepare.values())
             others = whole - prepare.get("elastic", 0.0)
             step_s = SUSTAINED["elastic"] * elastic_step_s(units, elastic) if elastic else 0.0
