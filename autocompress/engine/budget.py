@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 
 from autocompress.errors import UserInputError
@@ -22,11 +21,6 @@ class Budget:
             [f"{self.seconds / 60:g} min"] if self.seconds else []
         )
         return " or ".join(parts)
-
-    def spent(self, completed: int, started: float) -> bool:
-        return (self.trials is not None and completed >= self.trials) or (
-            self.seconds is not None and time.monotonic() - started >= self.seconds
-        )
 
 
 def parse_budget(values: str | list[str]) -> Budget:
