@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autocompress.engine.api import SearchResult
+    from autocompress.api import SearchResult
 
 __all__ = ["search"]
 
 
 def search(model: str = "demo", budget: str | list[str] = "20", **options: Any) -> SearchResult:
-    """Run a compression search (see autocompress.engine.api.search); imported on call, so `import autocompress`
+    """Run a compression search (see autocompress.api.search); imported on call, so `import autocompress`
     stays light."""
-    from autocompress.engine.api import search as run
+    from autocompress.api import search as run
 
     return run(model, budget, **options)

@@ -1,7 +1,7 @@
 """What the user hands in, checked before any work: files by type and content, output paths by whether they can be
 written. Each refusal is a UserInputError: one line naming the problem and the fix (exit code 2 at the CLI).
 
-Options are checked where they are parsed (engine.api.configure, target.TargetSpec); resources against the machine in
+Options are checked where they are parsed (api.configure, target.TargetSpec); resources against the machine in
 engine.resources. This module holds the checks on paths and files that several commands share.
 """
 

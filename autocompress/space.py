@@ -35,7 +35,7 @@ from autocompress.errors import UserInputError
 from autocompress.inputs import integer, mapping, read_yaml_mapping
 from autocompress.passes import PASSES, in_stage_order
 from autocompress.passes.base import Choices, Param, SpaceInfo
-from autocompress.recipe import PassConfig, Recipe
+from autocompress.passes.recipe import PassConfig, Recipe
 from autocompress.task import Task
 
 if TYPE_CHECKING:
@@ -368,3 +368,18 @@ def _bound(dim: Dimension, bound: Any, teacher_layers: dict[str, int]) -> Any:
     if stack not in teacher_layers:
         return bound
     return teacher_layers[stack] if bound == TEACHER else min(bound, teacher_layers[stack])
+
+
+def teacher_artifacts(space: SearchSpace) -> tuple[str, ...]:
+    """What a space's trials will ask of the teacher (each pass's `needs`, given the values the space allows its
+    parameters), in the order they are built: what a search prepares before its trials. A space of the teacher's
+    weights alone trains no student, so only its artifact passes ask."""
+    from autocompress.teacher.prepare import ARTIFACTS
+
+    students = "pruned" in space.students
+    found: set[str] = set()
+    for name, chosen in PASSES.items():
+        values = {d.param: d.values for d in space.dimensions if d.pass_name == name}
+        if values and (students or chosen.stage == "artifact"):
+            found |= set(chosen.needs(values))
+    return tuple(artifact for artifact in ARTIFACTS if artifact in found)

@@ -43,9 +43,8 @@ def teacher_systems(work: Path) -> dict[str, Path]:
 
     from autocompress.export.ctranslate2 import export_ctranslate2
     from autocompress.export.onnx import export_onnx
+    from autocompress.export.quantize import quantize_onnx
     from autocompress.model.load import DEMO_MODEL
-    from autocompress.passes.precision import apply_artifact
-    from autocompress.recipe import PassConfig
 
     shutil.rmtree(work, ignore_errors=True)
     model = AutoModelForSeq2SeqLM.from_pretrained(DEMO_MODEL, dtype=torch.float32).eval()
@@ -57,7 +56,7 @@ def teacher_systems(work: Path) -> dict[str, Path]:
     return {
         "teacher PyTorch fp32": pytorch,
         "teacher ORT fp32": fp32,
-        "teacher ORT int8": apply_artifact(fp32, work / "ort-int8", PassConfig.make("precision", {"dtype": "int8"})),
+        "teacher ORT int8": quantize_onnx(fp32, work / "ort-int8", {"dtype": "int8"}),
         "teacher CT2 int8": export_ctranslate2(model, tokenizer, work / "ct2-int8", quantization="int8"),
     }
 
@@ -66,7 +65,7 @@ def kind_of(name: str, path: Path) -> str:
     """The runner each system needs (benchmarks.runtimes.runner keys)."""
     if "PyTorch" in name:
         return "pytorch-fp32"
-    from autocompress.export.manifest import Manifest, is_artifact
+    from autocompress.manifest import Manifest, is_artifact
 
     if is_artifact(path):
         return "ort" if Manifest.read(path).runtime == "onnxruntime" else "ct2"

@@ -69,7 +69,7 @@ def table(out: Path, budget: str) -> str:
     plan, actuals = study.user_attrs["plan"], study.user_attrs["actuals"]
     log = (out / "search.log").read_text()
     printed = re.search(r"^(\d+)s plan \(", log, re.MULTILINE)
-    from autocompress.report.view import study_view
+    from autocompress.engine.view import study_view
 
     measured = study_view(study).measured  # each student once, at its highest rung
     students = [t for t in measured if any(p["name"] == "layers" for p in t.user_attrs["recipe"]["passes"])]

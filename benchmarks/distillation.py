@@ -26,10 +26,10 @@ from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
 from autocompress.evaluate.bleu import score_translations
 from autocompress.model.load import load_model
-from autocompress.model.student import build_student
 from autocompress.model.translate import translate_texts
-from autocompress.passes.context import PassContext
-from autocompress.recipe import Recipe
+from autocompress.passes.build import build_student
+from autocompress.passes.recipe import Recipe
+from autocompress.teacher.context import TeacherContext
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -69,10 +69,11 @@ def main() -> None:
         "distilled (default trial)": [*structure, ("distill", distill)],
     }
     for trial, (name, passes) in enumerate(trials.items()):
-        ctx = PassContext(loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(cache_root))
+        ctx = TeacherContext(loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(cache_root))
         recipe = Recipe.make(passes, seed=0)
         started = time.perf_counter()
-        student = build_student(recipe, ctx)
+        metrics: dict = {}
+        student = build_student(recipe, ctx, metrics)
         build_seconds = time.perf_counter() - started
         bleu, _ = dev_bleu(student, loaded.tokenizer, dev)
         rows[name] = {
@@ -81,16 +82,16 @@ def main() -> None:
             "dev_bleu": bleu,
             "ratio_to_teacher": round(bleu / teacher_bleu, 3),
             "build_seconds": round(build_seconds, 1),
-            "metrics": ctx.metrics,
+            "metrics": metrics,
         }
         print(f"trial {trial}: {name:26s} dev greedy BLEU {bleu:6.2f} ({bleu / teacher_bleu:4.0%} of the teacher)")
-        for kind, info in ctx.metrics.get("cache", {}).items():
+        for kind, info in metrics.get("cache", {}).items():
             state = "reused from the cache" if info["hit"] else "built"
             print(f"    {kind}: {state} (building it cost {info['seconds']:.1f} s)")
-        if "distill" in ctx.metrics:
-            d = ctx.metrics["distill"]
+        if "distill" in metrics:
+            d = metrics["distill"]
             print(f"    training: {d['steps']} steps in {d['seconds']:.0f} s = {d['steps_per_s']:.2f} steps/s")
-        print(f"    student built in {build_seconds:.0f} s; {ctx.metrics['parameters']:,} parameters")
+        print(f"    student built in {build_seconds:.0f} s; {metrics['parameters']:,} parameters")
 
     result = {
         "teacher": loaded.name,

@@ -3,7 +3,7 @@
 Three artifacts of the demo teacher — fp32 ONNX, onnxruntime int8 (dynamic) and CTranslate2 int8 — are measured in
 turn (interleaved, so a slow phase of a shared machine falls on all three), with the default target (1 thread pinned
 to the last core). The concurrent trial is a real distillation on the same cores, run twice: as the search runs it
-(its steps pause while a measurement holds the device, autocompress.evaluate.measure_lock) and, for contrast,
+(its steps pause while a measurement holds the device, autocompress.measure_lock) and, for contrast,
 ignoring the lock. Each measurement's repeats are summarised both ways from the same samples: min (the default) and
 median.
 
@@ -31,9 +31,8 @@ from autocompress.data import load_demo
 from autocompress.evaluate.latency import measure_latency
 from autocompress.export.ctranslate2 import export_ctranslate2
 from autocompress.export.onnx import export_onnx
+from autocompress.export.quantize import quantize_onnx
 from autocompress.model.load import load_model
-from autocompress.passes.precision import apply_artifact
-from autocompress.recipe import PassConfig
 from autocompress.target import STATISTICS, TargetSpec
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -43,11 +42,11 @@ torch.set_num_threads({threads})
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
 from autocompress.model.load import load_model
-from autocompress.passes.context import PassContext
-from autocompress.recipe import Recipe
-from autocompress.model.student import build_student
+from autocompress.teacher.context import TeacherContext
+from autocompress.passes.recipe import Recipe
+from autocompress.passes.build import build_student
 teacher = load_model({model!r})
-ctx = PassContext(teacher.model, teacher.tokenizer, load_demo("train"), ArtifactCache({cache!r}))
+ctx = TeacherContext(teacher.model, teacher.tokenizer, load_demo("train"), ArtifactCache({cache!r}))
 print("training", flush=True)
 build_student(Recipe.make([("layers", {{"decoder_layers": 1}}), ("distill", {{"steps": 100000}})]), ctx)
 """
@@ -108,7 +107,7 @@ def build_artifacts(model: str, work: Path) -> dict[str, Path]:
     loaded = load_model(model)
     fp32 = export_onnx(loaded.model, loaded.tokenizer, work / "onnxruntime-fp32")
     int8 = work / "onnxruntime-int8"
-    apply_artifact(fp32, int8, PassConfig.make("precision", {"dtype": "int8"}), None)
+    quantize_onnx(fp32, int8, {"dtype": "int8"}, None)
     ct2 = export_ctranslate2(loaded.model, loaded.tokenizer, work / "ctranslate2-int8", quantization="int8")
     return {"onnxruntime fp32": fp32, "onnxruntime int8": int8, "ctranslate2 int8": ct2}
 

@@ -233,7 +233,9 @@ def olive_config(work: Path, budget: int) -> dict[str, Any]:
 def autocompress_points(out: Path) -> list[dict[str, Any]]:
     import optuna
 
-    from autocompress.passes.precision import PARAMS
+    from autocompress.passes import PASSES
+
+    PARAMS = PASSES["precision"].params
 
     storage = f"sqlite:///{(out / 'study.db').resolve()}"
     study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)

@@ -68,8 +68,7 @@ def build(work: Path, revision: str) -> dict[tuple[str, str, str], Any]:
     """(model, dtype, layout) → an opened runtime."""
     from autocompress.export.layout import standard_layout
     from autocompress.export.onnx import export_onnx
-    from autocompress.passes.precision import apply_artifact
-    from autocompress.recipe import PassConfig
+    from autocompress.export.quantize import quantize_onnx
     from autocompress.runtime.onnx_loop import OnnxSeq2Seq
 
     before = old_package(revision, work / "before-package")
@@ -90,9 +89,7 @@ def build(work: Path, revision: str) -> dict[tuple[str, str, str], Any]:
                 old = old_apply(
                     old_fp32, work / f"{slug}-before-{dtype}", old_config.make("precision", {"dtype": dtype})
                 )
-                split = apply_artifact(
-                    new_fp32, work / f"{slug}-split-{dtype}", PassConfig.make("precision", {"dtype": dtype})
-                )
+                split = quantize_onnx(new_fp32, work / f"{slug}-split-{dtype}", {"dtype": dtype})
             merged = shutil.copytree(split, work / f"{slug}-merged-{dtype}")
             standard_layout(merged)
             runtimes[(name, dtype, "before")] = old_loop(old, threads=1)

@@ -46,12 +46,12 @@ import torch
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
 from autocompress.model.load import load_model
-from autocompress.passes.context import PassContext
-from autocompress.recipe import Recipe
-from autocompress.model.student import build_student
+from autocompress.teacher.context import TeacherContext
+from autocompress.passes.recipe import Recipe
+from autocompress.passes.build import build_student
 torch.set_num_threads(1)
 teacher = load_model("demo")
-ctx = PassContext(teacher.model, teacher.tokenizer, load_demo("train"), ArtifactCache())
+ctx = TeacherContext(teacher.model, teacher.tokenizer, load_demo("train"), ArtifactCache())
 build_student(Recipe.make([("layers", {"decoder_layers": 1}), ("distill", {"steps": 100000})]), ctx)
 """
 

@@ -33,12 +33,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
-from autocompress.engine.driver import model_info
+from autocompress.engine.model_info import model_info
 from autocompress.engine.worker import training_states
 from autocompress.model.load import load_model
-from autocompress.model.student import build_student
-from autocompress.passes.context import PassContext
+from autocompress.passes.build import build_student
 from autocompress.space import load_space
+from autocompress.teacher.context import TeacherContext
 from autocompress.teacher.elastic import settings_from_space
 from benchmarks.student_init import dev_bleu, recipe
 
@@ -86,15 +86,15 @@ def main() -> None:
             continue
         row: dict[str, Any] = {"structure": structure, "bleu": {}, "seconds": {}}
         for steps in rungs:
-            ctx = PassContext(loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(), task=loaded.task)
+            ctx = TeacherContext(loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(), task=loaded.task)
             ctx.elastic = lambda ctx=ctx: ctx.elastic_student(settings)
             training = recipe(structure, "elastic", steps, distill)
-            ctx.resume, ctx.save_state = training_states(states, training)
+            metrics: dict = {}
             started = time.perf_counter()
-            student = build_student(training, ctx)
+            student = build_student(training, ctx, metrics, *training_states(states, training))
             row["seconds"][str(steps)] = round(time.perf_counter() - started, 1)
             row["bleu"][str(steps)], found["bleu_signature"] = dev_bleu(student, loaded.tokenizer, dev)
-            row["parameters"] = ctx.metrics.get("parameters")
+            row["parameters"] = metrics.get("parameters")
             print(f"{key} {steps:5d} steps: dev BLEU {row['bleu'][str(steps)]:6.2f}", flush=True)
         found["rows"][key] = row
         found.update(

@@ -78,8 +78,7 @@ def build_systems(model_dir: Path, work: Path, threads: int) -> dict[str, dict]:
 
     from autocompress.export.ctranslate2 import export_ctranslate2
     from autocompress.export.onnx import export_onnx
-    from autocompress.passes.precision import apply_artifact
-    from autocompress.recipe import PassConfig
+    from autocompress.export.quantize import quantize_onnx
 
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -87,8 +86,8 @@ def build_systems(model_dir: Path, work: Path, threads: int) -> dict[str, dict]:
     paths = {
         "pytorch-fp32": model_dir,
         "ort-fp32": fp32,
-        "ort-int8": apply_artifact(fp32, work / "ort-int8", PassConfig.make("precision", {"dtype": "int8"})),
-        "ort-int4": apply_artifact(fp32, work / "ort-int4", PassConfig.make("precision", {"dtype": "int4"})),
+        "ort-int8": quantize_onnx(fp32, work / "ort-int8", {"dtype": "int8"}),
+        "ort-int4": quantize_onnx(fp32, work / "ort-int4", {"dtype": "int4"}),
         "ct2-int8": export_ctranslate2(model, tokenizer, work / "ct2-int8", quantization="int8"),
     }
     sizes = {name: _weights_mb(path) for name, path in paths.items()}

@@ -37,10 +37,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import optuna
 
-from autocompress.engine.driver import baseline_recipe, model_info
+from autocompress.engine.baseline import baseline_recipe
+from autocompress.engine.model_info import model_info
 from autocompress.engine.study import DEFAULT_SAMPLER, SAMPLERS, make_sampler
 from autocompress.engine.worker import TrialJob, run_trial
-from autocompress.objectives import DEFAULT_OBJECTIVES, objectives
+from autocompress.evaluate.objectives import DEFAULT_OBJECTIVES, objectives
 from autocompress.space import load_space, suggest_recipe
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "benchmarks"

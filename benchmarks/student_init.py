@@ -30,15 +30,15 @@ import torch
 
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
-from autocompress.engine.driver import model_info
+from autocompress.engine.model_info import model_info
 from autocompress.engine.worker import training_states
 from autocompress.evaluate.bleu import score_translations
 from autocompress.model.load import load_model
-from autocompress.model.student import build_student
 from autocompress.model.translate import translate_texts
-from autocompress.passes.context import PassContext
-from autocompress.recipe import Recipe
+from autocompress.passes.build import build_student
+from autocompress.passes.recipe import Recipe
 from autocompress.space import load_space
+from autocompress.teacher.context import TeacherContext
 from autocompress.teacher.elastic import settings_from_space
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "benchmarks"
@@ -104,17 +104,19 @@ def main() -> None:
             row: dict[str, Any] = {"structure": STRUCTURES[name], "init": init, "lr": args.lr}
             row.update(bleu={}, seconds={})
             for steps in [0, *rungs]:
-                ctx = PassContext(loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(), task=loaded.task)
+                ctx = TeacherContext(
+                    loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(), task=loaded.task
+                )
                 ctx.elastic = lambda ctx=ctx: ctx.elastic_student(settings)
                 training = recipe(STRUCTURES[name], init, steps, distill)
-                ctx.resume, ctx.save_state = training_states(states, training)
+                metrics: dict = {}
                 started = time.perf_counter()
-                student = build_student(training, ctx)
+                student = build_student(training, ctx, metrics, *training_states(states, training))
                 row["seconds"][str(steps)] = round(time.perf_counter() - started, 1)
                 row["bleu"][str(steps)], _ = dev_bleu(student, loaded.tokenizer, dev)
-                row["parameters"] = ctx.metrics.get("parameters")
-                if "elastic" in ctx.metrics.get("cache", {}):
-                    found["elastic_build_seconds"] = ctx.metrics["cache"]["elastic"]["seconds"]
+                row["parameters"] = metrics.get("parameters")
+                if "elastic" in metrics.get("cache", {}):
+                    found["elastic_build_seconds"] = metrics["cache"]["elastic"]["seconds"]
                 print(f"{row_key} {steps:5d} steps: dev BLEU {row['bleu'][str(steps)]:6.2f}", flush=True)
             found["rows"][row_key] = row
             found.update(

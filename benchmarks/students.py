@@ -162,7 +162,7 @@ def points(out: Path, workdir: Path, engine: str) -> tuple[list[tuple[float, lis
     session's VM): latency in ms is not comparable across machines, the ratio to the teacher timed by the same search
     on the same machine is (BLEU's ratio is BLEU up to a constant: both teachers score the same). The time leaves out
     the teacher artifacts' one-off cost (shipped for the demo); `prepared_seconds` gives it."""
-    from autocompress.report.view import study_view
+    from autocompress.engine.view import study_view
 
     view = study_view(optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}"))
     baseline = np.array([view.baseline["values"][measure.key] for measure in view.objectives])

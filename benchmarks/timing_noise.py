@@ -25,9 +25,9 @@ import numpy as np
 
 from autocompress.data import load_demo
 from autocompress.evaluate import latency
-from autocompress.evaluate.measure_lock import exclusive
 from autocompress.export.ctranslate2 import export_ctranslate2
 from autocompress.export.onnx import export_onnx
+from autocompress.measure_lock import exclusive
 from autocompress.model.load import load_model
 from autocompress.runtime import open_artifact
 from autocompress.target import TargetSpec

@@ -43,15 +43,12 @@ def artifacts(model: Any, tokenizer: Any, task: Any, work: Path, slug: str) -> d
     """The model's CTranslate2 int8 and onnxruntime int8 (dynamic) artifacts."""
     from autocompress.export.ctranslate2 import export_ctranslate2
     from autocompress.export.onnx import export_onnx
-    from autocompress.passes.precision import apply_artifact
-    from autocompress.recipe import PassConfig
+    from autocompress.export.quantize import quantize_onnx
 
     fp32 = export_onnx(model, tokenizer, work / f"onnx-{slug}", task=task)
     return {
         "ctranslate2 int8": export_ctranslate2(model, tokenizer, work / f"ct2-{slug}", quantization="int8", task=task),
-        "onnxruntime int8": apply_artifact(
-            fp32, work / f"onnx-int8-{slug}", PassConfig.make("precision", {"dtype": "int8"})
-        ),
+        "onnxruntime int8": quantize_onnx(fp32, work / f"onnx-int8-{slug}", {"dtype": "int8"}),
     }
 
 
@@ -111,16 +108,14 @@ def main() -> None:
     from autocompress.evaluate.bleu import score_translations
     from autocompress.model.load import load_model
     from autocompress.model.vocabulary import trim_target
-    from autocompress.passes.context import PassContext
-    from autocompress.passes.shortlist import shortlist_table
-    from autocompress.passes.vocabulary import target_token_counts
     from autocompress.runtime import open_artifact
     from autocompress.task import special_ids
+    from autocompress.teacher.context import TeacherContext
 
     hf_logging.disable_progress_bar()
     loaded = load_model("demo")
-    ctx = PassContext(loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(), task=loaded.task)
-    table = shortlist_table(ctx)
+    ctx = TeacherContext(loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(), task=loaded.task)
+    table = ctx.shortlist_table()
     dev = load_demo("dev")
     texts = list(dev.sources[: args.sentences])
     work = Path(tempfile.mkdtemp(prefix="vocabulary-bench-"))
@@ -131,7 +126,7 @@ def main() -> None:
         variants: dict[str, str] = {}
         kept: dict[str, int] = {}
         if name == "demo":
-            counts = target_token_counts(ctx)
+            counts = ctx.target_token_counts()
             models = {"whole": loaded.model}
             for minimum in (int(c) for c in args.counts.split(",")):
                 model = copy.deepcopy(loaded.model)

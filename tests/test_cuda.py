@@ -14,14 +14,13 @@ from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
 from autocompress.evaluate.latency import measure_latency
 from autocompress.evaluate.quality import artifact_quality
-from autocompress.export.artifact import build_artifact
 from autocompress.export.onnx import export_onnx
 from autocompress.model.load import load_model
-from autocompress.model.student import build_student
-from autocompress.passes.context import PassContext
-from autocompress.recipe import Recipe
+from autocompress.passes.build import build_artifact, build_student
+from autocompress.passes.recipe import Recipe
 from autocompress.runtime import open_artifact
 from autocompress.target import TargetSpec
+from autocompress.teacher.context import TeacherContext
 from autocompress.teacher.translations import TranslationSettings
 
 pytestmark = [
@@ -35,7 +34,7 @@ SENTENCES = ["The king spoke to the people.", "And God said, Let there be light.
 @pytest.fixture(scope="module")
 def marian(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     loaded = load_model(str(tiny_models["marian"]))
-    ctx = PassContext(
+    ctx = TeacherContext(
         loaded.model,
         loaded.tokenizer,
         load_demo("dev").head(40),
@@ -78,11 +77,10 @@ def test_ctranslate2_artifacts_run_on_cuda(marian: dict[str, Any], dtype: str) -
 
 
 def test_distillation_trains_in_bf16_on_the_gpu(marian: dict[str, Any]) -> None:
-    ctx = marian["ctx"]
-    ctx.metrics = {}
+    ctx, metrics = marian["ctx"], {}
     passes = [("layers", {"decoder_layers": 1}), ("distill", {"steps": 4, "max_tokens": 300})]
-    student = build_student(Recipe.make(passes, task=marian["loaded"].task), ctx)
-    assert ctx.metrics["distill"]["steps"] == 4
+    student = build_student(Recipe.make(passes, task=marian["loaded"].task), ctx, metrics)
+    assert metrics["distill"]["steps"] == 4
     assert all(torch.isfinite(p).all() for p in student.parameters())
 
 

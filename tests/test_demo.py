@@ -54,9 +54,8 @@ def test_quantized_artifacts_stay_within_tolerance_of_fp32(tmp_path_factory: pyt
     from autocompress.data import load_demo
     from autocompress.evaluate.quality import artifact_quality
     from autocompress.export.onnx import export_onnx
+    from autocompress.export.quantize import quantize_onnx
     from autocompress.model.load import load_model
-    from autocompress.passes.precision import apply_artifact
-    from autocompress.recipe import PassConfig
     from autocompress.runtime.calibration import calibration_readers
     from autocompress.runtime.onnx_loop import OnnxSeq2Seq
     from autocompress.target import TargetSpec
@@ -68,7 +67,6 @@ def test_quantized_artifacts_stay_within_tolerance_of_fp32(tmp_path_factory: pyt
     reference = artifact_quality(OnnxSeq2Seq(fp32), dev, target)["bleu"].value
     calibration = calibration_readers(fp32, list(load_demo("train").sources[:64]))
     for dtype, tolerance in TOLERANCE.items():
-        config = PassConfig.make("precision", {"dtype": dtype})
-        artifact = apply_artifact(fp32, work / dtype, config, calibration if dtype == "int8_static" else None)
+        artifact = quantize_onnx(fp32, work / dtype, {"dtype": dtype}, calibration if dtype == "int8_static" else None)
         bleu = artifact_quality(OnnxSeq2Seq(artifact), dev, target)["bleu"].value
         assert reference - bleu <= tolerance, (dtype, reference, bleu)

@@ -14,9 +14,9 @@ from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
 from autocompress.model import arch
 from autocompress.model.importance import ImportanceSettings
-from autocompress.model.student import build_student
-from autocompress.passes.context import PassContext
-from autocompress.recipe import Recipe
+from autocompress.passes.build import build_student
+from autocompress.passes.recipe import Recipe
+from autocompress.teacher.context import TeacherContext
 from autocompress.teacher.elastic import SubNet, reorder, structure
 
 SENTENCES = ["In the beginning God created the heavens and the earth.", "Grace to you and peace."]
@@ -35,7 +35,7 @@ def test_each_trained_structure_is_the_student_the_passes_cut(
 ) -> None:
     teacher = AutoModelForSeq2SeqLM.from_pretrained(tiny_models[family]).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_models[family])
-    ctx = PassContext(
+    ctx = TeacherContext(
         teacher,
         tokenizer,
         load_demo("dev").head(24),

@@ -13,8 +13,8 @@ from autocompress.evaluate.latency import LatencyReference, measure_latency
 from autocompress.evaluate.memory import measure_memory
 from autocompress.evaluate.quality import artifact_quality
 from autocompress.evaluate.size import artifact_size
-from autocompress.export.manifest import Manifest
 from autocompress.export.onnx import export_onnx
+from autocompress.manifest import Manifest
 from autocompress.runtime.onnx_loop import OnnxSeq2Seq
 from autocompress.target import TargetSpec
 
@@ -42,10 +42,9 @@ def test_quality_is_sacrebleu_on_the_artifact_with_decoding_pinned(artifact: Pat
 def test_dynamically_quantized_onnx_is_scored_at_the_deployed_batch(artifact: Path, tmp_path: Path) -> None:
     """Its activation scales span the batch: scored one sentence at a time (the target's first batch size), the
     score is the one a batch-1 deployment gets, and the signature says so."""
-    from autocompress.passes.precision import apply_artifact
-    from autocompress.recipe import PassConfig
+    from autocompress.export.quantize import quantize_onnx
 
-    apply_artifact(artifact, tmp_path / "int8", PassConfig.make("precision", {"dtype": "int8"}))
+    quantize_onnx(artifact, tmp_path / "int8", {"dtype": "int8"})
     runtime = OnnxSeq2Seq(tmp_path / "int8", threads=1)
     found = artifact_quality(runtime, ParallelCorpus("tiny", SOURCES, REFERENCES), TARGET)
     assert "|batch:1|data:tiny" in found["bleu"].signature
@@ -87,7 +86,7 @@ def test_an_artifact_knows_the_threads_its_latency_was_measured_at(artifact: Pat
     """translate and evaluate open an artifact at those threads unless told otherwise (autocompress.cli.models)."""
     import shutil
 
-    from autocompress.export.manifest import update_manifest
+    from autocompress.manifest import update_manifest
 
     copy = Path(shutil.copytree(artifact, tmp_path / "copy"))
     assert Manifest.read(copy).measured_threads() is None

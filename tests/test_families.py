@@ -21,12 +21,12 @@ from autocompress.export.ctranslate2 import export_ctranslate2
 from autocompress.export.onnx import export_onnx
 from autocompress.model.importance import ImportanceSettings
 from autocompress.model.load import load_model
-from autocompress.model.student import build_student
 from autocompress.model.translate import generate_ids, output_special_ids, translate_texts
-from autocompress.passes.context import PassContext
-from autocompress.recipe import Recipe
+from autocompress.passes.build import build_student
+from autocompress.passes.recipe import Recipe
 from autocompress.runtime import open_artifact
 from autocompress.task import special_ids
+from autocompress.teacher.context import TeacherContext
 
 SENTENCES = list(load_demo("dev").sources[:12])
 MAX_NEW = 12
@@ -52,7 +52,7 @@ def _model(family: str, pruned: bool, family_dirs: dict[str, Path], tmp_path: Pa
     loaded = load_model(str(family_dirs[family]))
     model = loaded.model
     if pruned:
-        ctx = PassContext(
+        ctx = TeacherContext(
             model,
             loaded.tokenizer,
             load_demo("dev").head(24),
@@ -207,14 +207,16 @@ def test_ctranslate2_is_offered_only_the_compute_types_this_cpu_runs() -> None:
     be labelled with a precision it did not run. So the space offers what CTranslate2 says the device runs."""
     import ctranslate2
 
+    from autocompress.export.ctranslate2 import QUANTIZATION_OF
     from autocompress.passes.base import RecipeError
-    from autocompress.passes.precision import CT2_QUANTIZATION, check_target, valid_dtypes
-    from autocompress.recipe import PassConfig
+    from autocompress.passes.precision import check_target
+    from autocompress.passes.recipe import PassConfig
+    from autocompress.runtime.registry import RUNTIMES
 
     native = ctranslate2.get_supported_compute_types("cpu")
-    offered = valid_dtypes("ctranslate2", "cpu")
-    assert offered and all(CT2_QUANTIZATION[dtype] in native for dtype in offered)
+    offered = RUNTIMES["ctranslate2"].valid_dtypes("cpu")
+    assert offered and all(QUANTIZATION_OF[dtype] in native for dtype in offered)
     assert ("int16" in offered) == ("int16" in native)
     if "int16" not in native:
-        with pytest.raises(RecipeError, match="CTranslate2 cannot run it on this cpu"):
+        with pytest.raises(RecipeError, match="ctranslate2 cannot run it on this cpu"):
             check_target(PassConfig.make("precision", {"runtime": "ctranslate2", "dtype": "int16"}), "cpu")

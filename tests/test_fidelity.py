@@ -11,10 +11,10 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
 from autocompress.model.importance import ImportanceSettings
-from autocompress.model.student import build_student
-from autocompress.passes.context import PassContext
+from autocompress.passes.build import build_student
 from autocompress.passes.distill import TrainingState, learning_rate, stable_steps
-from autocompress.recipe import PassConfig, Recipe
+from autocompress.passes.recipe import PassConfig, Recipe
+from autocompress.teacher.context import TeacherContext
 from autocompress.teacher.translations import TranslationSettings
 
 
@@ -36,24 +36,25 @@ def test_a_continued_student_equals_one_trained_longer(tiny_models: dict[str, Pa
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["marian"])
     states: dict[int, TrainingState] = {}
 
-    def context() -> PassContext:
-        return PassContext(
+    def context() -> TeacherContext:
+        return TeacherContext(
             teacher,
             tokenizer,
             load_demo("dev").head(48),
             ArtifactCache(tmp_path / "cache"),
             translation_settings=TranslationSettings(runtime="pytorch", max_length=24),
             importance_settings=ImportanceSettings(sentences=24, max_tokens=400, max_length=48),
-            save_state=lambda state: states.setdefault(state.step, state),
         )
 
-    build_student(_recipe(40), context())  # straight to 40 steps: its state before the cool-down is at step 36
-    longer = states.pop(36)
-    build_student(_recipe(20), context())  # a lower rung: its state at step 18 ...
-    resumed = context()
-    resumed.resume = states.pop(18)  # ... continued to 40 steps
-    student = build_student(_recipe(40), resumed)
-    assert resumed.metrics["distill"]["resumed_from"] == 18
+    def keep(state: TrainingState) -> None:
+        states.setdefault(state.step, state)
+
+    build_student(_recipe(40), context(), save_state=keep)  # straight to 40 steps: its state before the cool-down
+    longer = states.pop(36)  # is at step 36
+    build_student(_recipe(20), context(), save_state=keep)  # a lower rung: its state at step 18 ...
+    metrics: dict = {}
+    student = build_student(_recipe(40), context(), metrics, states.pop(18), keep)  # ... continued to 40 steps
+    assert metrics["distill"]["resumed_from"] == 18
     continued = states[36]
     for name, value in longer.model.items():
         torch.testing.assert_close(continued.model[name], value, msg=name)

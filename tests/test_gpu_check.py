@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from autocompress.recipe import Recipe
+from autocompress.passes.recipe import Recipe
 from autocompress.space import load_space, start_params, suggest_recipe
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,7 +32,7 @@ def ray_with_gpus(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any
 
 def _measure() -> tuple[str, float, float]:
     """What a trial's latency step does on a CUDA target: hold the device's measurement lock."""
-    from autocompress.evaluate.measure_lock import exclusive
+    from autocompress.measure_lock import exclusive
     from autocompress.target import TargetSpec
 
     with exclusive(TargetSpec.from_dict({"device": "cuda"})):
@@ -59,7 +59,7 @@ def test_trials_on_two_gpus_get_one_each_and_measure_at_once(ray_with_gpus: Any)
 
 def _train() -> tuple[str, float, float]:
     """What a distillation step does on a CUDA target: background work on its own GPU, here held long."""
-    from autocompress.evaluate.measure_lock import background_work
+    from autocompress.measure_lock import background_work
 
     with background_work("cuda"):
         began = time.monotonic()
@@ -86,7 +86,7 @@ def test_two_trials_sharing_a_gpu_never_measure_at_once(ray_with_gpus: Any) -> N
 
 
 def test_the_lock_names_the_gpu_a_process_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    from autocompress.evaluate.measure_lock import device_key
+    from autocompress.measure_lock import device_key
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
     assert device_key("cuda") == "cuda3" and device_key("cpu") == "cpu"

@@ -12,14 +12,14 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from autocompress.cache import ArtifactCache
 from autocompress.data import load_demo
-from autocompress.export.manifest import Manifest
 from autocompress.export.onnx import export_onnx
+from autocompress.manifest import Manifest
 from autocompress.model import arch
 from autocompress.model.importance import ImportanceSettings
-from autocompress.model.student import build_student
-from autocompress.passes.context import PassContext
-from autocompress.recipe import Recipe
+from autocompress.passes.build import build_student
+from autocompress.passes.recipe import Recipe
 from autocompress.runtime.onnx_loop import OnnxSeq2Seq
+from autocompress.teacher.context import TeacherContext
 
 from .conftest import FAMILIES
 
@@ -34,7 +34,7 @@ PRUNED = [
 
 
 def _student(model: Any, tokenizer: Any, passes: list[tuple[str, dict]], tmp_path: Path) -> Any:
-    ctx = PassContext(
+    ctx = TeacherContext(
         model,
         tokenizer,
         load_demo("dev").head(24),
@@ -94,10 +94,9 @@ def marian_artifact(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempP
 def test_quantized_artifact_runs_with_every_matmul_quantized(
     params: dict, expected_ops: set[str], marian_artifact: Path, tmp_path: Path
 ) -> None:
-    from autocompress.passes.precision import apply_artifact
-    from autocompress.recipe import PassConfig
+    from autocompress.export.quantize import quantize_onnx
 
-    out = apply_artifact(marian_artifact, tmp_path / "q", PassConfig.make("precision", params))
+    out = quantize_onnx(marian_artifact, tmp_path / "q", params)
     for graph in Manifest.read(out).files.values():
         ops = _ops(out / graph)
         gathers = "Gather" in _ops(marian_artifact / graph)  # the cross graph looks up no embedding
@@ -118,7 +117,7 @@ def test_quantized_artifact_runs_with_every_matmul_quantized(
 def test_precision_invalid_for_target_is_refused_before_work(dtype: str, device: str) -> None:
     from autocompress.passes.base import RecipeError
     from autocompress.passes.precision import check_target
-    from autocompress.recipe import PassConfig
+    from autocompress.passes.recipe import PassConfig
 
     with pytest.raises(
         RecipeError, match=rf"dtype '{dtype}' is not valid with onnxruntime for a {device} target: it runs on"
@@ -127,17 +126,14 @@ def test_precision_invalid_for_target_is_refused_before_work(dtype: str, device:
 
 
 def test_static_int8_is_calibrated_on_decoder_traffic(marian_artifact: Path, tmp_path: Path) -> None:
-    from autocompress.passes.precision import apply_artifact
-    from autocompress.recipe import PassConfig
+    from autocompress.export.quantize import quantize_onnx
     from autocompress.runtime.calibration import calibration_readers
 
     readers = calibration_readers(marian_artifact, SENTENCES * 2, batch_size=2, max_length=8)
     assert len(readers["decoder_cross"].feeds) == 3, "once a batch"
     steps = readers["decoder_step"].feeds
     assert steps and {feed["past_key_values.0.decoder.key"].shape[2] for feed in steps} != {0}, "only the first step"
-    out = apply_artifact(
-        marian_artifact, tmp_path / "qdq", PassConfig.make("precision", {"dtype": "int8_static"}), calibration=readers
-    )
+    out = quantize_onnx(marian_artifact, tmp_path / "qdq", {"dtype": "int8_static"}, calibration=readers)
     for graph in Manifest.read(out).files.values():
         assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(out / graph)
     assert len(OnnxSeq2Seq(out, threads=1).translate(SENTENCES, max_length=8)) == len(SENTENCES)
@@ -153,7 +149,7 @@ def test_ctranslate2_float32_tokens_equal_pytorch(pruned: bool, tiny_models: dic
     tokenizer = AutoTokenizer.from_pretrained(tiny_models[family])
     if pruned:  # uniform counts: CTranslate2 takes one head count per stack
         model = _student(model, tokenizer, [("layers", {"decoder_layers": 1}), ("ffn", {"keep": 0.5})], tmp_path)
-        from autocompress.passes.heads import prune_heads
+        from autocompress.model.structure import prune_heads
 
         for block in arch.attention_blocks(model):
             prune_heads(block, [0, 2])
@@ -208,7 +204,7 @@ def test_ctranslate2_int8_is_written_with_float16_tables_and_runs_at_int8(
 
 def test_ctranslate2_refuses_what_it_cannot_hold(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     from autocompress.export.ctranslate2 import ExportError, export_ctranslate2
-    from autocompress.passes.heads import prune_heads
+    from autocompress.model.structure import prune_heads
 
     model = AutoModelForSeq2SeqLM.from_pretrained(tiny_models["marian"]).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["marian"])

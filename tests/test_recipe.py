@@ -12,7 +12,7 @@ import pytest
 from autocompress.cache import ArtifactCache
 from autocompress.passes import PASSES
 from autocompress.passes.base import RecipeError
-from autocompress.recipe import Recipe
+from autocompress.passes.recipe import Recipe
 
 FULL = [
     ("layers", {"encoder_layers": 3, "decoder_layers": 1, "strategy": "importance"}),
@@ -86,7 +86,7 @@ def test_unsupported_version_is_refused() -> None:
 
 
 def test_recipe_id_is_stable_across_processes() -> None:
-    code = "from autocompress.recipe import Recipe; print(Recipe.make([('heads', {'fraction': 0.5})]).id)"
+    code = "from autocompress.passes.recipe import Recipe; print(Recipe.make([('heads', {'fraction': 0.5})]).id)"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == Recipe.make([("heads", {"fraction": 0.5})]).id
 

@@ -7,9 +7,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from autocompress.engine.select import select as select_among
 from autocompress.engine.study import is_feasible, is_measured
-from autocompress.report.select import select as select_among
-from autocompress.report.view import front_of
+from autocompress.engine.view import front_of
 
 TEACHER_BLEU, MAX_DROP = 20.0, 1.0
 

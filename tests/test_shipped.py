@@ -13,7 +13,7 @@ from autocompress.cache import SHIPPED, ArtifactCache
 from autocompress.data import load_demo
 from autocompress.demo.ship_prepared import compact
 from autocompress.model.importance import ImportanceSettings
-from autocompress.passes.context import PassContext
+from autocompress.teacher.context import TeacherContext
 from autocompress.teacher.translations import TranslationSettings
 
 
@@ -33,37 +33,37 @@ def test_a_compact_shipped_entry_reads_as_built_and_is_never_written(tiny_models
     train = load_demo("dev").head(16)
     settings = {"translation_settings": TranslationSettings(max_length=24)}
     settings["importance_settings"] = ImportanceSettings(sentences=16, max_tokens=400, max_length=32)
-    built = PassContext(teacher, tokenizer, train, ArtifactCache(tmp_path / "built", shipped=()), **settings)
+    built = TeacherContext(teacher, tokenizer, train, ArtifactCache(tmp_path / "built", shipped=()), **settings)
     translations, scores = built.teacher_translations(), built.importance()
     shipped = tmp_path / "shipped"
-    for kind, record in built.metrics["cache"].items():
+    for kind, record in built.used.items():
         (shipped / kind).mkdir(parents=True)
         compact(Path(record["path"]), shipped / kind / Path(record["path"]).name)
 
     empty = tmp_path / "empty"
-    reader = PassContext(teacher, tokenizer, train, ShippedOnly(empty, shipped=(shipped,)), **settings)
+    reader = TeacherContext(teacher, tokenizer, train, ShippedOnly(empty, shipped=(shipped,)), **settings)
     assert reader.teacher_translations() == translations
     for name, tensor in reader.importance().items():
         assert tensor.to(scores[name].dtype).allclose(scores[name], rtol=1e-3), name
-    assert all(record["hit"] for record in reader.metrics["cache"].values())
+    assert all(record["hit"] for record in reader.used.values())
     assert not empty.exists() or not any(empty.rglob("*.safetensors"))
 
 
 def test_the_package_ships_what_the_demo_spaces_ask_for(tmp_path: Path) -> None:
     """The entries under autocompress/demo/prepared are found for the demo teacher, its training data and the
     spaces' settings (a changed teacher, corpus or setting makes them stale: this fails and names the fix)."""
-    from autocompress.engine.driver import model_info
+    from autocompress.engine.model_info import model_info
     from autocompress.model.load import load_model
-    from autocompress.space import load_space
+    from autocompress.space import load_space, teacher_artifacts
     from autocompress.teacher.elastic import settings_from_space
-    from autocompress.teacher.prepare import needed, prepare
+    from autocompress.teacher.prepare import prepare
 
     if not SHIPPED.exists():
         pytest.fail("autocompress/demo/prepared is missing: run python -m autocompress.demo.ship_prepared")
     loaded = load_model("demo")
     cache = ShippedOnly(tmp_path, shipped=(SHIPPED,))
-    ctx = PassContext(loaded.model, loaded.tokenizer, load_demo("train"), cache, task=loaded.task)
+    ctx = TeacherContext(loaded.model, loaded.tokenizer, load_demo("train"), cache, task=loaded.task)
     for name in ("cpu",):
         space = load_space(name)
-        found = prepare(ctx, needed(space), settings_from_space(space, model_info("demo").layers))
+        found = prepare(ctx, teacher_artifacts(space), settings_from_space(space, model_info("demo").layers))
         assert found and all(entry["hit"] for entry in found.values()), name

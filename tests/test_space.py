@@ -15,25 +15,25 @@ import torch
 
 from autocompress.errors import UserInputError
 from autocompress.passes import PASSES, register, unregister
-from autocompress.passes.base import Param, Pass
-from autocompress.recipe import Recipe
+from autocompress.passes.base import ModelPass, Param
+from autocompress.passes.recipe import Recipe
 from autocompress.space import load_space, start_params, suggest_recipe
 
 LAYERS = {"encoder": 2, "decoder": 2}
 TARGET = "target: {device: cpu, threads: 1, batch_sizes: [1], max_length: 8, latency_sentences: 2, repeats: 1}\n"
 
 
-class ScaleEmbeddings(Pass):
+class ScaleEmbeddings(ModelPass):
     """Multiplies the input embeddings by 1 + `amount`: a change anyone can see in the weights and the logits."""
 
     name = "toy_scale"
     stage = "structure"
     params = (Param("amount", "float", 0.0, "relative change of the embeddings", low=-0.5, high=0.5),)
 
-    def apply(self, subject: Any, config: Any, ctx: Any) -> None:
+    def apply(self, student: Any, config: Any, build: Any) -> None:
         with torch.no_grad():
-            subject.get_input_embeddings().weight.mul_(1 + config["amount"])
-        ctx.metrics[self.name] = {"amount": config["amount"]}
+            student.get_input_embeddings().weight.mul_(1 + config["amount"])
+        build.metrics[self.name] = {"amount": config["amount"]}
 
 
 @pytest.fixture
@@ -51,13 +51,13 @@ def _recipe(tmp_path: Path, text: str, family: str = "marian", seed: int = 0) ->
 
 
 def test_a_new_pass_runs_through_the_space_the_worker_and_the_artifact(
-    toy_pass: Pass, tiny_models: dict[str, Path], tmp_path: Path
+    toy_pass: ModelPass, tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:
     import json
 
     from autocompress.data import load_demo
     from autocompress.engine.worker import TrialJob, run_trial
-    from autocompress.export.manifest import Manifest
+    from autocompress.manifest import Manifest
 
     recipe = _recipe(tmp_path, "passes:\n  toy_scale:\n    amount: {float: [0.2, 0.4]}\n  precision: {dtype: fp32}\n")
     assert [p.name for p in recipe.passes] == ["toy_scale", "precision"]

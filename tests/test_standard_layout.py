@@ -19,11 +19,10 @@ import pytest
 from autocompress.data import load_demo
 from autocompress.evaluate.size import artifact_size
 from autocompress.export.layout import standard_layout
-from autocompress.export.manifest import Manifest
 from autocompress.export.onnx import export_onnx
+from autocompress.export.quantize import quantize_onnx
+from autocompress.manifest import Manifest
 from autocompress.model.load import DEMO_MODEL, load_model
-from autocompress.passes.precision import apply_artifact
-from autocompress.recipe import PassConfig
 from autocompress.runtime.onnx_loop import OnnxSeq2Seq
 
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"
@@ -37,7 +36,7 @@ def _finished(fp32: Path, out: Path, dtype: str) -> Path:
     if dtype == "fp32":
         shutil.copytree(fp32, out)
     else:
-        apply_artifact(fp32, out, PassConfig.make("precision", {"dtype": dtype}))
+        quantize_onnx(fp32, out, {"dtype": dtype})
     standard_layout(out)
     return out
 
@@ -49,7 +48,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import torch
 
     from autocompress.model import arch
-    from autocompress.passes.heads import prune_heads
+    from autocompress.model.structure import prune_heads
 
     root = tmp_path_factory.mktemp("layout")
     loaded = load_model(str(DEMO_MODEL))
@@ -110,7 +109,7 @@ def test_the_merged_decoder_decodes_as_the_separate_graphs(dtype: str, demo: dic
     if dtype == "fp32":
         shutil.copytree(demo["teacher-split"], split)
     else:
-        apply_artifact(demo["teacher-split"], split, PassConfig.make("precision", {"dtype": dtype}))
+        quantize_onnx(demo["teacher-split"], split, {"dtype": dtype})
     merged = _finished(demo["teacher-split"], tmp_path / "merged", dtype)
     a, b = OnnxSeq2Seq(split, threads=1), OnnxSeq2Seq(merged, threads=1, merged=True)
     ids, mask = a.encode(list(load_demo("dev").sources[:16]))

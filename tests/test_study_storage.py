@@ -9,7 +9,7 @@ import pytest
 
 from autocompress.engine.settings import SETTINGS_VERSION
 from autocompress.engine.study import make_sampler, open_study, storage_url
-from autocompress.objectives import objectives
+from autocompress.evaluate.objectives import objectives
 
 DRIVERS = 4
 

@@ -19,13 +19,14 @@ from autocompress.demo.families import FAMILIES, build_family
 from autocompress.export.ctranslate2 import export_ctranslate2
 from autocompress.export.onnx import export_onnx
 from autocompress.model.load import load_model
-from autocompress.model.student import build_student, load_student, save_student
+from autocompress.model.student import load_student, save_student
 from autocompress.model.translate import generate_ids, translate_texts
 from autocompress.model.vocabulary import target_ids, trim_target
-from autocompress.passes.context import PassContext
-from autocompress.recipe import Recipe
+from autocompress.passes.build import build_student
+from autocompress.passes.recipe import Recipe
 from autocompress.runtime import open_artifact
 from autocompress.task import special_ids
+from autocompress.teacher.context import TeacherContext
 from autocompress.teacher.translations import TranslationSettings
 
 SENTENCES = list(load_demo("dev").sources[:12])
@@ -88,7 +89,7 @@ def test_a_trimmed_model_translates_as_the_whole_one(family: str, family_dirs: d
 def test_the_pass_keeps_what_the_data_and_the_teacher_use(family_dirs: dict[str, Path], tmp_path: Path) -> None:
     loaded = load_model(str(family_dirs["marian-separate"]))
     train = load_demo("dev").head(40)
-    ctx = PassContext(
+    ctx = TeacherContext(
         loaded.model,
         loaded.tokenizer,
         train,
@@ -97,13 +98,15 @@ def test_the_pass_keeps_what_the_data_and_the_teacher_use(family_dirs: dict[str,
         task=loaded.task,
     )
     everything = build_student(Recipe.make([("vocabulary", {"keep": "used"})], task=loaded.task), ctx)
-    frequent = build_student(Recipe.make([("vocabulary", {"keep": "used", "min_count": 3})], task=loaded.task), ctx)
+    metrics: dict = {}
+    recipe = Recipe.make([("vocabulary", {"keep": "used", "min_count": 3})], task=loaded.task)
+    frequent = build_student(recipe, ctx, metrics)
     _, translations = ctx.teacher_translations()
     references = loaded.tokenizer(text_target=list(train.references))["input_ids"]
     used = {t for rows in (translations, references) for row in rows for t in row}
     assert used <= set(target_ids(everything))
     assert len(target_ids(frequent)) < len(target_ids(everything)) < loaded.model.get_output_embeddings().out_features
-    assert ctx.metrics["cache"]["target_token_counts"]["hit"]  # counted once, for both
+    assert metrics["cache"]["target_token_counts"]["hit"]  # counted once, for both
 
 
 SHORTLIST_CASES = [
@@ -121,11 +124,10 @@ def test_a_shortlist_limits_the_artifact_to_its_candidates(
     onnxruntime decoder then no longer computes the whole projection)."""
     import onnx
 
-    from autocompress.export.artifact import build_artifact
-    from autocompress.passes.shortlist import shortlist_table
+    from autocompress.passes.build import build_artifact
 
     loaded = load_model(str(family_dirs[family]))
-    ctx = PassContext(
+    ctx = TeacherContext(
         loaded.model,
         loaded.tokenizer,
         load_demo("dev").head(40),
@@ -163,7 +165,7 @@ def test_a_shortlist_limits_the_artifact_to_its_candidates(
         assert _weights(decoder) < _weights(whole) - model.get_output_embeddings().weight.numel() // 2
 
     narrow = artifact("narrow", {"top_k": 1, "frequent": 16})
-    table = shortlist_table(ctx)
+    table = ctx.shortlist_table()
     top = table["top"]
     outputs = []
     fixed = {loaded.tokenizer.unk_token_id, loaded.tokenizer.eos_token_id, *table["frequent"][:16].tolist()}
@@ -191,7 +193,8 @@ def test_the_lexical_ranking_puts_each_words_translation_first() -> None:
     """IBM Model 1 on pairs where each source word has one translation and a function word (5) is in every target:
     each source word's list starts with its translation, the function word (explained by NULL) comes after it, and a
     source word never met has an empty list."""
-    from autocompress.passes.shortlist import MIN_PROBS, Lists, candidates, lexical_ranking
+    from autocompress.passes.shortlist import Lists, candidates
+    from autocompress.teacher.lexicon import MIN_PROBS, lexical_ranking
 
     translation = {1: 10, 2: 20, 3: 30, 4: 40}
     pairs = [(a, b) for a in translation for b in translation if a < b]

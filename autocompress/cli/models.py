@@ -36,7 +36,7 @@ def open_translator(spec: str, task: dict[str, Any] | None = None, threads: int 
 
     given = {k: v for k, v in (task or {}).items() if v is not None}
     if is_artifact(spec):
-        from autocompress.export.manifest import Manifest
+        from autocompress.manifest import Manifest
         from autocompress.runtime import open_artifact
 
         # Not given: the threads it was measured at. CTranslate2's own default (every core) decoded 8-14x slower

@@ -89,7 +89,7 @@ def _study_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from autocompress.engine.api import configure
+    from autocompress.api import configure
 
     target: dict[str, Any] = {}
     if args.target:
@@ -126,7 +126,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from autocompress.engine.api import plan_search
+    from autocompress.api import plan_search
 
     plan = plan_search(_config(args))
     if args.json:
@@ -137,7 +137,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from autocompress.engine.api import run_search
+    from autocompress.api import run_search
 
     config = _config(args)
     result = run_search(config)
@@ -165,7 +165,7 @@ def _final_table(summary: dict[str, Any]) -> str:
     for row in selected["comparison"]:
         lines.append(f"{row['measure']:{width}} {row['teacher']:>10.4g} {row['model']:>10.4g} {row['change']:>12}")
     if any(row.get("retimed") for row in selected["comparison"]):
-        from autocompress.report.view import RETIMED_NOTE
+        from autocompress.engine.view import RETIMED_NOTE
 
         lines.append(RETIMED_NOTE)
     lines.append(f"report: {summary['outputs']['report']}  (trials.csv, pareto.csv, pareto.json, plots beside it)")
@@ -201,21 +201,21 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from autocompress.cache import ArtifactCache
     from autocompress.cli.models import task_options
     from autocompress.data import load_corpus
-    from autocompress.engine.driver import model_info
+    from autocompress.engine.model_info import model_info
     from autocompress.model.load import load_model
-    from autocompress.passes.context import PassContext
-    from autocompress.space import load_space
+    from autocompress.space import load_space, teacher_artifacts
+    from autocompress.teacher.context import TeacherContext
     from autocompress.teacher.elastic import settings_from_space, uses_elastic
-    from autocompress.teacher.prepare import needed, prepare
+    from autocompress.teacher.prepare import prepare
 
     space = load_space(args.space or "cpu")
-    artifacts = needed(space)
+    artifacts = teacher_artifacts(space)
     elastic = settings_from_space(space, model_info(args.model).layers) if uses_elastic(space) else None
     train = load_corpus(args.train)
     loaded = load_model(args.model, task=task_options(args))
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     log = (lambda _m: None) if args.json else functools.partial(print, flush=True)  # a log file follows it
-    ctx = PassContext(loaded.model, loaded.tokenizer, train, ArtifactCache(), task=loaded.task, log=log)
+    ctx = TeacherContext(loaded.model, loaded.tokenizer, train, ArtifactCache(), task=loaded.task, log=log)
     built = prepare(ctx, artifacts, elastic)
     if args.json:
         print(json.dumps(built, indent=2))
@@ -223,8 +223,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
+    from autocompress.engine.view import study_view
     from autocompress.report.tables import front_rows
-    from autocompress.report.view import study_view
 
     view = study_view(_open(args))
     rows = front_rows(view)
@@ -242,8 +242,8 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from autocompress.engine.study import storage_url
+    from autocompress.engine.view import study_view
     from autocompress.report.bundle import check_export_target, export_trial
-    from autocompress.report.view import study_view
 
     study = _open(args)
     if not 0 <= args.trial < len(study.trials):
@@ -258,7 +258,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the outputs; best/ is the model the search's own --select picks, unless --select is given here."""
-    from autocompress.engine.api import finish
+    from autocompress.api import finish
 
     result = finish(_open(args), args.study_dir.resolve(), args.select, args.storage)
     print(json.dumps(result.outputs) if args.json else f"wrote {result.outputs['report']}")

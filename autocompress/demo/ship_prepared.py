@@ -52,25 +52,25 @@ def _narrow(tensor: torch.Tensor) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> int:
     from autocompress.data import load_demo
-    from autocompress.engine.driver import model_info
+    from autocompress.engine.model_info import model_info
     from autocompress.model.load import load_model
-    from autocompress.passes.context import PassContext
-    from autocompress.space import load_space
+    from autocompress.space import load_space, teacher_artifacts
+    from autocompress.teacher.context import TeacherContext
     from autocompress.teacher.elastic import settings_from_space, uses_elastic
-    from autocompress.teacher.prepare import needed, prepare
+    from autocompress.teacher.prepare import prepare
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", action="append", help="a space whose artifacts to ship (default: cpu)")
     args = parser.parse_args(argv)
     loaded = load_model("demo")
-    ctx = PassContext(
+    ctx = TeacherContext(
         loaded.model, loaded.tokenizer, load_demo("train"), ArtifactCache(shipped=()), task=loaded.task, log=print
     )
     entries: dict[tuple[str, str], Path] = {}
     for name in args.space or ["cpu"]:
         space = load_space(name)
         elastic = settings_from_space(space, model_info("demo").layers) if uses_elastic(space) else None
-        for kind, entry in prepare(ctx, needed(space), elastic).items():
+        for kind, entry in prepare(ctx, teacher_artifacts(space), elastic).items():
             entries[(kind, Path(entry["path"]).name)] = Path(entry["path"])
     shutil.rmtree(SHIPPED, ignore_errors=True)
     for (kind, digest), path in sorted(entries.items()):

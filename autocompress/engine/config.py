@@ -8,7 +8,8 @@ from pathlib import Path
 
 from autocompress.engine.budget import Budget
 from autocompress.engine.study import DEFAULT_SAMPLER
-from autocompress.objectives import DEFAULT_OBJECTIVES, Measure, objectives
+from autocompress.errors import UserInputError
+from autocompress.evaluate.objectives import DEFAULT_OBJECTIVES, Measure, objectives
 from autocompress.space import SearchSpace
 from autocompress.target import TargetSpec
 
@@ -61,3 +62,12 @@ class SearchConfig:
         if self.gpus_per_trial is not None:
             return self.gpus_per_trial
         return 1.0 if self.target.device == "cuda" else 0.0
+
+
+def resolve_out(config: SearchConfig) -> Path:
+    """The output directory, made absolute and created (a file in its place is refused)."""
+    out = config.out.resolve()
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out} is a file: give a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autocompress.engine.study import is_measured
-from autocompress.objectives import Measure
+from autocompress.evaluate.objectives import Measure
 
 
 class Progress:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocompress.errors import UserInputError
-from autocompress.objectives import Measure, measures, objectives
+from autocompress.evaluate.objectives import Measure, measures, objectives
 
 if TYPE_CHECKING:
     import optuna

@@ -19,8 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.engine.settings import reconcile
 from autocompress.errors import UserInputError
-from autocompress.evaluate.measure_lock import file_lock
-from autocompress.objectives import Measure
+from autocompress.evaluate.objectives import Measure
+from autocompress.measure_lock import file_lock
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 # The winner of benchmarks/search_efficiency.py (4 samplers × 3 seeds × 60 trials, results/benchmarks/): TPE reached

@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,10 +61,10 @@ def _context(job: TrialJob, task: Task) -> tuple[Any, Any]:
         from autocompress.cache import ArtifactCache
         from autocompress.data import load_corpus
         from autocompress.model.load import load_model
-        from autocompress.passes.context import PassContext
+        from autocompress.teacher.context import TeacherContext
 
         loaded = load_model(job.model, task=task)
-        ctx = PassContext(
+        ctx = TeacherContext(
             loaded.model, loaded.tokenizer, load_corpus(job.train), ArtifactCache(), job.train_device, task=loaded.task
         )
         _LOADED[key] = (ctx, load_corpus(job.dev).head(job.dev_sentences))
@@ -93,19 +93,16 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     import torch
 
     from autocompress.cache import ArtifactCache
-    from autocompress.evaluate.latency import LatencyReference, measure_latency
-    from autocompress.evaluate.measure_lock import background_work
-    from autocompress.evaluate.memory import measure_memory
-    from autocompress.evaluate.quality import artifact_quality
-    from autocompress.evaluate.size import artifact_size
-    from autocompress.export.artifact import build_artifact
-    from autocompress.export.manifest import update_manifest
+    from autocompress.evaluate.latency import LatencyReference
+    from autocompress.evaluate.objectives import EVALUATORS, EvalInputs
     from autocompress.export.onnx import GRAPH_LAYOUT, export_onnx
-    from autocompress.model.student import build_student, load_student, save_student
+    from autocompress.manifest import update_manifest
+    from autocompress.measure_lock import background_work
+    from autocompress.model.student import load_student, save_student
     from autocompress.passes import PASSES
-    from autocompress.passes.base import MODEL_STAGES
-    from autocompress.recipe import Recipe
-    from autocompress.runtime import open_artifact
+    from autocompress.passes.base import ModelPass
+    from autocompress.passes.build import build_artifact, build_student
+    from autocompress.passes.recipe import Recipe
     from autocompress.target import TargetSpec
 
     phases: dict[str, float] = {}
@@ -122,20 +119,17 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         ctx, dev = _context(job, recipe.task)
     study_cache = ArtifactCache(Path(job.study_dir) / "cache")
     training = Recipe(
-        tuple(p for p in recipe.passes if PASSES[p.name].stage in MODEL_STAGES), recipe.seed, task=recipe.task
+        tuple(p for p in recipe.passes if isinstance(PASSES[p.name], ModelPass)), recipe.seed, task=recipe.task
     )
     key = {**ctx.teacher_key, "student": training.id}
-    ctx.metrics = {}
 
     def train(directory: Path) -> None:
-        ctx.resume, ctx.save_state = training_states(Path(job.study_dir), training)
-        try:
-            student = build_student(training, ctx)  # its heavy steps pause for measurements one by one
-        finally:
-            ctx.resume, ctx.save_state = None, None
+        built: dict[str, Any] = {}
+        resume, save_state = training_states(Path(job.study_dir), training)
+        student = build_student(training, ctx, built, resume, save_state)  # its heavy steps pause for measurements
         with background_work(target.device):
-            save_student(student, ctx.tokenizer, directory / "student", training)
-        (directory / "build.json").write_text(json.dumps(ctx.metrics, default=str))
+            save_student(student, ctx.tokenizer, directory / "student", {"id": training.id, **training.to_dict()})
+        (directory / "build.json").write_text(json.dumps(built, default=str))
 
     with _phase(phases, "student"):
         entry = study_cache.get_or_build("students", key, train)
@@ -161,21 +155,15 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     phases["artifact"] = round(phases["artifact"] - (phases.get("export", 0.0) - exported_before), 3)
     measured: dict[str, Any] = {}
     reference = LatencyReference.from_dict(job.latency_reference) if job.latency_reference else None
-    # latency first: a candidate slower than the teacher is seen in seconds, and its BLEU decoding is not paid
-    with _phase(phases, "latency"):
-        measured |= measure_latency(artifact, list(dev.sources), target, reference=reference)
-    cut = measured["latency_p50_ms"].details.get("cut")
-    if cut is None:
-        with _phase(phases, "bleu"), background_work(target.device):
-            # on the target's device: a CUDA target's fp16 kernels translate a little differently from the CPU's. At
-            # the target's threads too (as deployed), not the trial's: on the 2-core VM, CTranslate2 with two threads
-            # (passive waits) decoded the demo dev set 8-14× slower at batch 1 than with one (31.9 against 3.9 s)
-            runtime = open_artifact(artifact, threads=min(job.threads, target.threads), providers=target.providers)
-            measured |= artifact_quality(runtime, dev, target)
-        # peak RSS is not a timing; its process start is heavy work
-        with _phase(phases, "memory"), background_work(target.device):
-            measured |= measure_memory(artifact, list(dev.sources), target)
-    measured |= artifact_size(artifact)
+    inputs = EvalInputs(artifact, dev, target, min(job.threads, target.threads), reference)
+    cut: dict[str, Any] | None = None
+    for evaluator in sorted(EVALUATORS.values(), key=lambda e: e.order):
+        if cut is not None and not evaluator.after_cut:
+            continue
+        with _phase(phases, evaluator.name), background_work(target.device) if evaluator.background else nullcontext():
+            found = evaluator.measure(inputs)
+        measured |= found
+        cut = cut or next((m.details["cut"] for m in found.values() if "cut" in m.details), None)
     update_manifest(artifact, measurements={name: m.to_dict() for name, m in measured.items()})
     phases["total"] = round(time.time() - started, 3)
     return TrialOutcome(
@@ -204,7 +192,7 @@ def run_prepare(job: TrialJob, artifacts: tuple[str, ...]) -> dict[str, dict[str
     """Build the teacher-derived artifacts the search needs (autocompress.teacher.prepare), with every core."""
     import torch
 
-    from autocompress.recipe import Recipe
+    from autocompress.passes.recipe import Recipe
     from autocompress.teacher.prepare import prepare
 
     use_trial_cores()
@@ -212,7 +200,7 @@ def run_prepare(job: TrialJob, artifacts: tuple[str, ...]) -> dict[str, dict[str
     from autocompress.teacher.elastic import ElasticSettings
 
     ctx, _dev = _context(job, Recipe.from_dict(job.recipe).task)
-    ctx.metrics = {}
+    ctx.used = {}
     return prepare(ctx, artifacts, ElasticSettings.from_dict(job.elastic) if job.elastic else None)
 
 
@@ -224,7 +212,7 @@ def run_probe(job: TrialJob, artifacts: tuple[str, ...], train_tokens: int) -> d
 
     from autocompress.cache import ArtifactCache
     from autocompress.export.onnx import GRAPH_LAYOUT, export_onnx
-    from autocompress.recipe import Recipe
+    from autocompress.passes.recipe import Recipe
     from autocompress.target import TargetSpec
     from autocompress.teacher.elastic import ElasticSettings
     from autocompress.teacher.prepare import missing
@@ -289,7 +277,7 @@ def training_states(study_dir: Path, training: Any) -> tuple[Any, Any]:
     if distill is None or distill["schedule"] != "wsd":
         return None, None
     from autocompress.passes import PASSES
-    from autocompress.recipe import PassConfig, Recipe
+    from autocompress.passes.recipe import PassConfig, Recipe
 
     # what shapes the training: not its step count, nor what is done to the student after it (vocabulary)
     before = ("init", "structure", "sparsity", "train")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from autocompress.evaluate import Measurement
-from autocompress.evaluate.measure_lock import exclusive
+from autocompress.measure_lock import exclusive
 from autocompress.runtime import Seq2SeqRuntime, open_artifact
 from autocompress.target import TargetSpec
 

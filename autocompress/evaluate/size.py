@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autocompress.evaluate import Measurement
-from autocompress.export.manifest import Manifest
+from autocompress.manifest import Manifest
 
 
 def artifact_size(artifact: Path) -> dict[str, Measurement]:

@@ -24,7 +24,8 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autocompress.export.manifest import Manifest, decoding_rules, model_fields
+from autocompress.export.fields import decoding_rules, model_fields
+from autocompress.manifest import Manifest
 from autocompress.model import arch
 from autocompress.model.vocabulary import target_ids
 
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from autocompress.task import Task
 
 QUANTIZATIONS = ("int8", "int16", "float32", "float16", "int8_float16", "bfloat16")
+# The precision names the search uses (the precision pass) for CTranslate2's quantizations, and back.
+QUANTIZATION_OF = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8", "int16": "int16"}
+DTYPE_OF = {quantization: dtype for dtype, quantization in QUANTIZATION_OF.items()}
 # What int8 is written as: its int8 weights, and the weights it keeps in floating point (position tables, norms,
 # biases) in float16, which CTranslate2 widens back to float32 when it loads the model at compute type int8. The file is
 # what users ship, and the widening loses nothing the float16 rounding had not: on the demo teacher 8.37 against
@@ -83,7 +87,7 @@ def export_ctranslate2(
     out_dir.mkdir(parents=True, exist_ok=True)
     spec.save(str(out_dir))
     tokenizer.save_pretrained(out_dir)
-    dtype = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(quantization, quantization)
+    dtype = DTYPE_OF.get(quantization, quantization)
     Manifest(
         runtime="ctranslate2",
         files={"model": "model.bin"},

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autocompress.export.manifest import Manifest, update_manifest
+from autocompress.manifest import Manifest, update_manifest
 
 if TYPE_CHECKING:
     from onnx import GraphProto, ModelProto, NodeProto, ValueInfoProto
@@ -41,7 +41,7 @@ def standard_layout(directory: Path) -> Manifest:
     from autocompress.export.tokenizer_json import write_tokenizer_json
 
     manifest = Manifest.read(directory)
-    if manifest.runtime != "onnxruntime" or "decoder_merged" in manifest.files:
+    if "encoder" not in manifest.files or "decoder_merged" in manifest.files:  # not ONNX graphs, or finished
         return manifest
     files, suffix = manifest.files, SUFFIX[manifest.dtype]
     finished = {

@@ -15,7 +15,7 @@ The artifact passes (precision, shortlist) work on these graphs; autocompress.ex
 graphs into Optimum's decoder_model_merged (a `use_cache_branch` input chooses between computing the cross keys and
 values and taking them back as past) and writes tokenizer.json: what Optimum's ORTModelForSeq2SeqLM and
 transformers.js load. The directory also holds the tokenizer, the config, the generation config and artifact.json
-(autocompress.export.manifest), which names the files a runtime loop needs.
+(autocompress.manifest), which names the files a runtime loop needs.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from autocompress.export.manifest import Manifest, model_fields
+from autocompress.export.fields import model_fields
+from autocompress.manifest import Manifest
 from autocompress.model import arch
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from autocompress.recipe import Recipe
     from autocompress.task import Task
 
 # The graphs' inputs and outputs as this module writes them: part of the cache key of a study's fp32 exports, so a
@@ -128,8 +128,6 @@ def export_onnx(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     out_dir: Path,
-    recipe: Recipe | None = None,
-    metrics: dict[str, Any] | None = None,
     task: Task | None = None,
 ) -> Path:
     """Write the three graphs and everything a runtime needs into out_dir (created; must not hold an artifact).
@@ -175,9 +173,6 @@ def export_onnx(
     Manifest(
         runtime="onnxruntime",
         files=dict(FILES),
-        recipe=recipe.to_dict() if recipe is not None else None,
-        recipe_id=recipe.id if recipe is not None else None,
-        metrics=metrics or {},
         **model_fields(model, task),
     ).write(out_dir)
     return out_dir

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from autocompress.evaluate.measure_lock import background_work
+from autocompress.measure_lock import background_work
 from autocompress.model import arch
 from autocompress.model.batching import collate, encode_pairs, token_batches
 

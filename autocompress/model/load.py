@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from autocompress.errors import UserInputError
-from autocompress.export.manifest import is_artifact as artifact_manifest_exists
 from autocompress.inputs import check_weights
+from autocompress.manifest import is_artifact as artifact_manifest_exists
 from autocompress.model.tokenizer import load_tokenizer
 from autocompress.task import Task, bind, resolve_task
 

@@ -1,4 +1,4 @@
-"""Students: built from the teacher by a recipe, saved and loaded with their pruned structure.
+"""Students saved and loaded with their pruned structure (passes/build.py builds them from the teacher).
 
 A pruned model cannot be described by its config alone (heads differ per layer, T5 layers keep particular heads), so
 a student directory holds the config and weights of the save_pretrained layout plus `structure.json`: per attention
@@ -8,7 +8,6 @@ loads the weights strictly.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,40 +15,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from autocompress.model import arch
+from autocompress.model.structure import NEURONS_ATTR, mark_pruned, original_heads, original_neurons
 from autocompress.model.surgery import resized
 from autocompress.model.vocabulary import resize_target, target_ids
-from autocompress.passes import PASSES
-from autocompress.passes.base import MODEL_STAGES
-from autocompress.passes.ffn import NEURONS_ATTR, original_neurons
-from autocompress.passes.heads import mark_pruned, original_heads
-from autocompress.passes.sparsity import measured_sparsity
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from autocompress.passes.context import PassContext
-    from autocompress.recipe import Recipe
 
 STRUCTURE_FILE = "structure.json"
 WEIGHTS_FILE = "model.safetensors"
-
-
-def build_student(recipe: Recipe, ctx: PassContext) -> PreTrainedModel:
-    """Apply the recipe's model passes to a copy of the teacher; the teacher is left as it was."""
-    torch.manual_seed(recipe.seed)
-    ctx.seed, ctx.sparsifier = recipe.seed, None
-    student = copy.deepcopy(ctx.teacher)
-    for stack in arch.STACKS:
-        for index, layer in enumerate(arch.layers(student, stack)):
-            layer.autocompress_origin = index  # passes look up teacher-layer scores through this
-    for config in recipe.passes:
-        if PASSES[config.name].stage in MODEL_STAGES:  # artifact passes apply to the export (export.artifact)
-            PASSES[config.name].apply(student, config, ctx)
-    if ctx.sparsifier is not None:
-        ctx.sparsifier.finish()  # reached on schedule during training, or at once when nothing trains
-    ctx.metrics["sparsity"] = round(measured_sparsity(student), 5)
-    ctx.metrics["parameters"] = sum(p.numel() for p in student.parameters())
-    return student.eval()
 
 
 def structure(model: PreTrainedModel) -> dict[str, Any]:
@@ -67,8 +42,10 @@ def structure(model: PreTrainedModel) -> dict[str, Any]:
 
 
 def save_student(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, recipe: Recipe | None = None
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, recipe: dict[str, Any] | None = None
 ) -> Path:
+    """The student in save_pretrained layout with its structure; `recipe` (the recipe's record: id and passes) is
+    written beside it as recipe.json."""
     from safetensors.torch import save_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +56,7 @@ def save_student(
     save_model(model, str(out_dir / WEIGHTS_FILE))  # drops the copies of tied weights; load_model restores them
     (out_dir / STRUCTURE_FILE).write_text(json.dumps(structure(model), indent=1))
     if recipe is not None:
-        (out_dir / "recipe.json").write_text(json.dumps({"id": recipe.id, **recipe.to_dict()}, indent=2))
+        (out_dir / "recipe.json").write_text(json.dumps(recipe, indent=2))
     return out_dir
 
 

@@ -3,8 +3,9 @@
 A pass is one file with one subclass of Pass: its name, its stage, its parameters (name, range, default,
 description), when a configuration does nothing, which values a parameter may take for a model and target, how its
 parameters are suggested (define-by-run), how it adjusts to other passes' choices, which targets it can run on, and
-`apply`. Model passes (stages init, structure, sparsity, train, vocabulary) apply to the student; artifact passes
-(stage artifact) to an ArtifactBuild, the exported model under construction. The recipe, the search space, the
+`apply`. Model passes (ModelPass: stages init, structure, sparsity, train, vocabulary) apply to the student, with the
+student's build (passes/context.py); artifact passes (ArtifactPass: stage artifact) to an ArtifactBuild, the exported
+model under construction. The recipe, the search space, the
 student builder, the artifact builder and the worker read the registry, so a new pass is its file, a `register`
 call, and its lines in a search-space YAML.
 """
@@ -19,11 +20,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from autocompress.errors import UserInputError
 
 if TYPE_CHECKING:
-    from autocompress.passes.context import PassContext
-    from autocompress.recipe import PassConfig, Recipe
+    from transformers import PreTrainedModel
+
+    from autocompress.passes.context import StudentBuild
+    from autocompress.passes.recipe import PassConfig, Recipe
+    from autocompress.teacher.context import TeacherContext
 
 STAGE_ORDER = ("init", "structure", "sparsity", "train", "vocabulary", "artifact")
-MODEL_STAGES = ("init", "structure", "sparsity", "train", "vocabulary")
 
 
 class RecipeError(UserInputError):
@@ -91,6 +94,7 @@ class SpaceInfo:
 # ask(pass name, parameter, allowed values or None, name suffix) → the trial's value; suggest() calls it
 Ask = Callable[[str, str, "tuple[Any, ...] | None", str], Any]
 Choices = dict[str, dict[str, Any]]  # pass name → the parameters chosen so far
+TeacherLayers = tuple[int, int] | None  # the teacher's (encoder, decoder) layer counts, where a description needs them
 
 
 @dataclass
@@ -103,6 +107,7 @@ class ArtifactBuild:
     out: Path  # the first artifact pass creates it; later ones change it in place
     onnx_fp32: Callable[[], Path]  # the student's fp32 ONNX export, made (and cached) on first call
     calibration: Sequence[str] = ()  # source sentences, for calibrated quantization
+    teacher: TeacherContext | None = None  # for passes that read teacher artifacts (the shortlist's table)
 
 
 class Pass:
@@ -148,8 +153,30 @@ class Pass:
     def check_target(self, config: PassConfig, device: str) -> None:
         """Refuse, before any work, a configuration the target device cannot run (a RecipeError naming why)."""
 
-    def apply(self, subject: Any, config: PassConfig, ctx: PassContext | None) -> None:
-        """Apply to the student (model stages) or to an ArtifactBuild (artifact stage)."""
+    def needs(self, values: dict[str, tuple[Any, ...]]) -> tuple[str, ...]:
+        """The teacher artifacts (teacher/prepare.py) trials will ask for, given the values a space allows each of
+        this pass's parameters (a range as its (low, high)): what a search prepares before its trials."""
+        return ()
+
+    def describe(self, params: dict[str, Any], recipe: dict[str, dict[str, Any]], layers: TeacherLayers) -> str | None:
+        """This pass's words in a recipe's few-word description ("2+1 layers", "ct2 int8"), None for none; `recipe`
+        maps each of the recipe's passes to its parameters, `layers` is the teacher's (encoder, decoder) counts."""
+        return None
+
+
+class ModelPass(Pass):
+    """A pass of a model stage (init, structure, sparsity, train, vocabulary): it changes the student."""
+
+    def apply(self, student: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
+        raise NotImplementedError
+
+
+class ArtifactPass(Pass):
+    """A pass of the artifact stage: it builds or changes the deployed artifact of the trained student."""
+
+    stage: ClassVar[str] = "artifact"
+
+    def apply(self, subject: ArtifactBuild, config: PassConfig) -> None:
         raise NotImplementedError
 
 
@@ -165,6 +192,11 @@ def register(instance: Pass) -> Pass:
 
 def unregister(name: str) -> None:
     PASSES.pop(name, None)
+
+
+def percent(value: Any) -> str:
+    """A fraction as a description shows it: 0.5 → "50 %"."""
+    return f"{round(float(value) * 100)} %" if isinstance(value, int | float) else "?"
 
 
 def in_stage_order() -> list[Pass]:

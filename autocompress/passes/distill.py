@@ -20,18 +20,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from autocompress.evaluate.measure_lock import background_work
+from autocompress.measure_lock import background_work
 from autocompress.model import arch
 from autocompress.model.batching import collate, encode_pairs, token_batches
-from autocompress.passes.base import Ask, Choices, Param, Pass, SpaceInfo
+from autocompress.passes.base import Ask, Choices, ModelPass, Param, SpaceInfo, TeacherLayers
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from transformers import PreTrainedModel
 
-    from autocompress.passes.context import PassContext
-    from autocompress.recipe import PassConfig
+    from autocompress.passes.context import StudentBuild
+    from autocompress.passes.recipe import PassConfig
+    from autocompress.teacher.context import TeacherContext
 
 METHODS = ("word", "sequence", "word+sequence", "finetune")
 SCHEDULES = ("linear", "wsd")
@@ -101,10 +102,18 @@ PARAMS = (
 MAX_LENGTH = 128
 
 
-class Distill(Pass):
+class Distill(ModelPass):
     name = "distill"
     stage = "train"
     params = PARAMS
+
+    def needs(self, values: dict[str, tuple[Any, ...]]) -> tuple[str, ...]:
+        sequence = any("sequence" in str(method) for method in values.get("method", ()))
+        return ("teacher_translations",) if sequence else ()  # sequence-level KD reads the teacher's translations
+
+    def describe(self, params: dict[str, Any], recipe: dict[str, dict[str, Any]], layers: TeacherLayers) -> str | None:
+        source = recipe.get("init", {}).get("source")
+        return f"{params.get('steps')} steps" + (f" ({source})" if source else "")
 
     def is_noop(self, params: dict[str, Any]) -> bool:
         return params.get("steps", 1) == 0
@@ -118,10 +127,9 @@ class Distill(Pass):
         """A structurally changed student is always trained (the space's settings, else the defaults)."""
         return self.wanted(chosen, space) and not self.is_noop(params)
 
-    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
-        assert ctx is not None
+    def apply(self, student: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
         if not self.is_noop(config.as_dict()):
-            distill(subject, config, ctx)
+            distill(student, config, build)
 
 
 @dataclass
@@ -165,9 +173,10 @@ def learning_rate(config: PassConfig, step: int) -> float:
     return max(0.0, (steps - step) / max(steps - stable, 1))
 
 
-def distill(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
-    """Train for config's steps; with ctx.resume (a TrainingState of the same student at fewer steps) continue it, and
-    give the state before the cool-down to ctx.save_state."""
+def distill(model: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
+    """Train for config's steps; with build.resume (a TrainingState of the same student at fewer steps) continue it,
+    and give the state before the cool-down to build.save_state."""
+    ctx = build.ctx
     steps = config["steps"]
     method = config["method"]
     device = torch.device(ctx.device)
@@ -177,16 +186,16 @@ def distill(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> Non
     alpha, temperature = config["alpha"], config["temperature"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=(0.9, 0.98), weight_decay=0.0)
     first = 0
-    if ctx.resume is not None:
-        first = ctx.resume.step
-        model.load_state_dict(ctx.resume.model)
-        optimizer.load_state_dict(ctx.resume.optimizer)
-        if ctx.sparsifier is not None and ctx.resume.masks is not None:
-            ctx.sparsifier.masks = [m.to(device) for m in ctx.resume.masks]
-        if ctx.resume.rng is not None:
-            torch.set_rng_state(ctx.resume.rng)
+    if build.resume is not None:
+        first = build.resume.step
+        model.load_state_dict(build.resume.model)
+        optimizer.load_state_dict(build.resume.optimizer)
+        if build.sparsifier is not None and build.resume.masks is not None:
+            build.sparsifier.masks = [m.to(device) for m in build.resume.masks]
+        if build.resume.rng is not None:
+            torch.set_rng_state(build.resume.rng)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate(config, s), last_epoch=first - 1)
-    batches = _batches(ctx, method, config["max_tokens"], skip=first)
+    batches = _batches(ctx, method, config["max_tokens"], build.seed, skip=first)
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     )
@@ -211,20 +220,20 @@ def distill(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> Non
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
         schedule.step()
-        if ctx.sparsifier is not None:
-            ctx.sparsifier.step(step, pruning)
+        if build.sparsifier is not None:
+            build.sparsifier.step(step, pruning)
         losses.append(loss.item())
         if step % 100 == 0 or step == steps:
             ctx.log(f"distill step {step}/{steps} loss {sum(losses[-100:]) / len(losses[-100:]):.3f}")
-        if step == stable and ctx.save_state is not None and config["schedule"] == "wsd":
-            masks = [m.cpu().clone() for m in ctx.sparsifier.masks] if ctx.sparsifier is not None else None
+        if step == stable and build.save_state is not None and config["schedule"] == "wsd":
+            masks = [m.cpu().clone() for m in build.sparsifier.masks] if build.sparsifier is not None else None
             state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             optimizer_state = copy.deepcopy(optimizer.state_dict())
-            ctx.save_state(TrainingState(step, state, optimizer_state, masks, torch.get_rng_state()))
+            build.save_state(TrainingState(step, state, optimizer_state, masks, torch.get_rng_state()))
     seconds = time.perf_counter() - started
     model.eval()
     trained = steps - first
-    ctx.metrics["distill"] = {
+    build.metrics["distill"] = {
         "steps": steps,
         "resumed_from": first,
         "seconds": round(seconds, 2),
@@ -244,7 +253,9 @@ def _kd_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, t
     return temperature**2 * (kl * mask).sum() / mask.sum().clamp_min(1)
 
 
-def _batches(ctx: PassContext, method: str, max_tokens: int, skip: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+def _batches(
+    ctx: TeacherContext, method: str, max_tokens: int, seed: int, skip: int = 0
+) -> Iterator[dict[str, torch.Tensor]]:
     """Seeded batches, epoch after epoch; `skip` passes over the first ones (a resumed run sees what follows)."""
     if "sequence" in method:
         src, tgt = ctx.teacher_translations()
@@ -252,7 +263,7 @@ def _batches(ctx: PassContext, method: str, max_tokens: int, skip: int = 0) -> I
         train = ctx.model_train
         src, tgt = encode_pairs(ctx.tokenizer, train.sources, train.references, MAX_LENGTH)
     lengths = [max(len(s), len(t)) for s, t in zip(src, tgt, strict=True)]
-    rng = random.Random(ctx.seed)
+    rng = random.Random(seed)
     while True:  # epochs, each in a new seeded order
         for ids in token_batches(lengths, max_tokens, rng):
             if skip > 0:

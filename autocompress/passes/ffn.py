@@ -7,35 +7,40 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from autocompress.model import arch
-from autocompress.model.surgery import select_columns, select_rows
-from autocompress.passes.base import Param, Pass
+from autocompress.model.structure import original_neurons, prune_ffn
+from autocompress.passes.base import ModelPass, Param, TeacherLayers, percent
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from autocompress.passes.context import PassContext
-    from autocompress.recipe import PassConfig
+    from autocompress.passes.context import StudentBuild
+    from autocompress.passes.recipe import PassConfig
 
 PARAMS = (Param("keep", "float", 1.0, "fraction of FFN intermediate neurons kept in every layer", low=0.05, high=1.0),)
 
 
-class FFN(Pass):
+class FFN(ModelPass):
     name = "ffn"
     stage = "structure"
     params = PARAMS
     structural = True
 
+    def needs(self, values: dict[str, tuple[Any, ...]]) -> tuple[str, ...]:
+        return ("importance",)  # its cuts follow the teacher's importance scores
+
+    def describe(self, params: dict[str, Any], recipe: dict[str, dict[str, Any]], layers: TeacherLayers) -> str | None:
+        return f"FFN {percent(params.get('keep'))}"
+
     def is_noop(self, params: dict[str, Any]) -> bool:
         return params.get("keep", 1.0) >= 1.0
 
-    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
-        assert ctx is not None
+    def apply(self, student: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
         if not self.is_noop(config.as_dict()):
-            keep_neurons(subject, config, ctx)
+            keep_neurons(student, config, build)
 
 
-def keep_neurons(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
-    scores = ctx.importance()
+def keep_neurons(model: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
+    scores = build.ctx.importance()
     for block in arch.ffn_blocks(model):
         origin = arch.layers(model, block.stack)[block.layer].autocompress_origin
         importance = scores[f"neurons.{block.stack}.{origin}"][original_neurons(block)]
@@ -47,21 +52,3 @@ def keep_neurons(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -
         model.config.d_ff = widths["encoder"]
     else:
         model.config.encoder_ffn_dim, model.config.decoder_ffn_dim = widths["encoder"], widths["decoder"]
-
-
-NEURONS_ATTR = "autocompress_neurons"
-
-
-def original_neurons(block: arch.FFNBlock) -> torch.Tensor:
-    """Which of the teacher's neurons a block still has, in its order (all, in order, until pruned or reordered)."""
-    kept = getattr(block.down_owner, NEURONS_ATTR, None)
-    return kept if kept is not None else torch.arange(block.width)
-
-
-def prune_ffn(block: arch.FFNBlock, kept: torch.Tensor) -> None:
-    """Keep the neurons at positions `kept`, in that order (a permutation of all of them reorders the block)."""
-    origin = original_neurons(block)[kept]
-    for name in block.up_names:
-        setattr(block.up_owner, name, select_rows(getattr(block.up_owner, name), kept))
-    setattr(block.down_owner, block.down_name, select_columns(block.down, kept))
-    setattr(block.down_owner, NEURONS_ATTR, origin.clone())

@@ -8,36 +8,38 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from autocompress.model import arch
-from autocompress.passes.base import Param, Pass
-from autocompress.passes.ffn import NEURONS_ATTR, original_neurons
-from autocompress.passes.heads import mark_pruned, original_heads
+from autocompress.model.structure import NEURONS_ATTR, mark_pruned, original_heads, original_neurons
+from autocompress.passes.base import ModelPass, Param
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from autocompress.passes.context import PassContext
-    from autocompress.recipe import PassConfig
+    from autocompress.passes.context import StudentBuild
+    from autocompress.passes.recipe import PassConfig
 
 SOURCES = ("teacher", "elastic")
 PARAMS = (Param("source", "categorical", "teacher", "the weights a student is cut from", choices=SOURCES),)
 
 
-class Init(Pass):
+class Init(ModelPass):
     name = "init"
     stage = "init"
     params = PARAMS
     structural = True  # an elastic start is not the teacher: it is trained
 
+    def needs(self, values: dict[str, tuple[Any, ...]]) -> tuple[str, ...]:
+        # the elastic student is trained on the teacher's translations
+        return ("teacher_translations", "elastic") if "elastic" in values.get("source", ()) else ()
+
     def is_noop(self, params: dict[str, Any]) -> bool:
         return params.get("source", "teacher") == "teacher"
 
-    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
-        assert ctx is not None
+    def apply(self, student: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
         if self.is_noop(config.as_dict()):
             return
-        if ctx.elastic is None:
+        if build.ctx.elastic is None:
             raise RuntimeError("this trial starts from the elastic student, but its context has none to give")
-        take_weights(subject, ctx.elastic())
+        take_weights(student, build.ctx.elastic())
 
 
 def take_weights(model: PreTrainedModel, source: PreTrainedModel) -> None:

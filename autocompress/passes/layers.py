@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from autocompress.model import arch
-from autocompress.passes.base import Choices, Param, Pass, RecipeError, SpaceInfo
+from autocompress.model.structure import select_layers
+from autocompress.passes.base import Choices, ModelPass, Param, RecipeError, SpaceInfo, TeacherLayers
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from autocompress.passes.context import PassContext
-    from autocompress.recipe import PassConfig
+    from autocompress.passes.context import StudentBuild
+    from autocompress.passes.recipe import PassConfig
 
 STRATEGIES = ("even", "bottom", "top", "importance")
 PARAMS = (
@@ -28,24 +29,19 @@ PARAMS = (
 )
 
 
-def select(total: int, keep: int, strategy: str, rises: list[float] | None = None) -> list[int]:
-    """Teacher layer indices to keep, in their original order."""
-    if strategy == "bottom":
-        return list(range(keep))
-    if strategy == "top":
-        return list(range(total - keep, total))
-    if strategy == "importance":
-        assert rises is not None
-        return sorted(sorted(range(total), key=lambda i: rises[i], reverse=True)[:keep])
-    # Spaced so the top layer is always kept: it is the one the output projection (or the decoder) was trained on.
-    return [round((i + 1) * total / keep) - 1 for i in range(keep)]
-
-
-class Layers(Pass):
+class Layers(ModelPass):
     name = "layers"
     stage = "structure"
     params = PARAMS
     structural = True
+
+    def needs(self, values: dict[str, tuple[Any, ...]]) -> tuple[str, ...]:
+        return ("importance",)  # its cuts follow the teacher's importance scores
+
+    def describe(self, params: dict[str, Any], recipe: dict[str, dict[str, Any]], layers: TeacherLayers) -> str | None:
+        whole = layers or ("all", "all")
+        kept = [params.get(f"{stack}_layers") or whole[i] for i, stack in enumerate(("encoder", "decoder"))]
+        return f"{kept[0]}+{kept[1]} layers"
 
     def is_noop(self, params: dict[str, Any]) -> bool:
         return params.get("encoder_layers") is None and params.get("decoder_layers") is None
@@ -55,12 +51,11 @@ class Layers(Pass):
             if chosen[self.name].get(f"{stack}_layers") == space.teacher_layers[stack]:
                 chosen[self.name][f"{stack}_layers"] = None
 
-    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
-        assert ctx is not None
-        keep_layers(subject, config, ctx)
+    def apply(self, student: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
+        keep_layers(student, config, build)
 
 
-def keep_layers(model: PreTrainedModel, config: PassConfig, ctx: PassContext) -> None:
+def keep_layers(model: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
     for stack in arch.STACKS:
         keep = config[f"{stack}_layers"]
         current = list(arch.layers(model, stack))
@@ -73,7 +68,7 @@ def keep_layers(model: PreTrainedModel, config: PassConfig, ctx: PassContext) ->
             )
         rises = None
         if config["strategy"] == "importance":
-            scores = ctx.importance()[f"layers.{stack}"]
+            scores = build.ctx.importance()[f"layers.{stack}"]
             rises = [float(scores[layer.autocompress_origin]) for layer in current]
-        kept = select(len(current), keep, config["strategy"], rises)
+        kept = select_layers(len(current), keep, config["strategy"], rises)
         arch.set_layers(model, stack, [current[i] for i in kept])

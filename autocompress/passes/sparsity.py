@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from autocompress.model import arch
-from autocompress.passes.base import Param, Pass
+from autocompress.passes.base import ModelPass, Param, TeacherLayers, percent
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from autocompress.passes.context import PassContext
-    from autocompress.recipe import PassConfig
+    from autocompress.passes.context import StudentBuild
+    from autocompress.passes.recipe import PassConfig
 
 PARAMS = (
     Param("target", "float", 0.0, "fraction of layer weights set to zero", low=0.0, high=0.95),
@@ -86,24 +86,19 @@ def _kth_smallest(values: torch.Tensor, fraction: float) -> torch.Tensor:
     return values.float().kthvalue(k).values.to(values.dtype)
 
 
-def measured_sparsity(model: PreTrainedModel) -> float:
-    """Zeros among the weights sparsity acts on, counted."""
-    weights = [linear.weight for _, linear in arch.prunable_linears(model)]
-    zeros = sum(int((w == 0).sum()) for w in weights)
-    return zeros / sum(w.numel() for w in weights)
-
-
-class Sparsity(Pass):
+class Sparsity(ModelPass):
     name = "sparsity"
     stage = "sparsity"
     params = PARAMS
     structural = True
 
+    def describe(self, params: dict[str, Any], recipe: dict[str, dict[str, Any]], layers: TeacherLayers) -> str | None:
+        return f"sparsity {percent(params.get('target'))}"
+
     def is_noop(self, params: dict[str, Any]) -> bool:
         return not params.get("target")
 
-    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
+    def apply(self, student: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
         """Sets the schedule that distillation steps (or the student builder finishes, without training)."""
-        assert ctx is not None
         if not self.is_noop(config.as_dict()):
-            ctx.sparsifier = Sparsifier(subject, config)
+            build.sparsifier = Sparsifier(student, config)

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from autocompress.model.vocabulary import trim_target
-from autocompress.passes.base import Choices, Param, Pass, SpaceInfo
+from autocompress.passes.base import Choices, ModelPass, Param, SpaceInfo, TeacherLayers
 from autocompress.task import special_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from autocompress.passes.context import PassContext
-    from autocompress.recipe import PassConfig
+    from autocompress.passes.context import StudentBuild
+    from autocompress.passes.recipe import PassConfig
 
 KEEP = ("all", "used")
 PARAMS = (
@@ -40,10 +38,17 @@ PARAMS = (
 )
 
 
-class Vocabulary(Pass):
+class Vocabulary(ModelPass):
     name = "vocabulary"
     stage = "vocabulary"
     params = PARAMS
+
+    def needs(self, values: dict[str, tuple[Any, ...]]) -> tuple[str, ...]:
+        # trimming keeps the tokens the translations and references use, counted once
+        return ("teacher_translations", "target_token_counts") if "used" in values.get("keep", ()) else ()
+
+    def describe(self, params: dict[str, Any], recipe: dict[str, dict[str, Any]], layers: TeacherLayers) -> str | None:
+        return f"vocab ≥{params.get('min_count', 1)}" if params.get("keep") == "used" else None
 
     def is_noop(self, params: dict[str, Any]) -> bool:
         return params.get("keep", "all") == "all"
@@ -51,28 +56,10 @@ class Vocabulary(Pass):
     def wanted(self, chosen: Choices, space: SpaceInfo) -> bool:
         return True  # no training needed: the teacher's own weights are trimmed as well as a student's
 
-    def apply(self, subject: PreTrainedModel, config: PassConfig, ctx: PassContext | None) -> None:
-        assert ctx is not None
+    def apply(self, student: PreTrainedModel, config: PassConfig, build: StudentBuild) -> None:
         if self.is_noop(config.as_dict()):
             return
-        counts = target_token_counts(ctx)
+        counts = build.ctx.target_token_counts()
         used = (counts >= config["min_count"]).nonzero().flatten().tolist()
-        kept = trim_target(subject, set(used) | special_ids(ctx.tokenizer))
-        ctx.metrics["vocabulary"] = {"kept": len(kept), "of": len(counts)}
-
-
-def target_token_counts(ctx: PassContext) -> torch.Tensor:
-    """How often each target id occurs in the training references and in the teacher's translations of them; built
-    once per (teacher, data, translation settings) and cached like the other teacher artifacts."""
-
-    def build() -> dict[str, torch.Tensor]:
-        _, translations = ctx.teacher_translations()
-        references = ctx.tokenizer(text_target=list(ctx.train.references), truncation=True, max_length=512)
-        size = ctx.teacher.get_output_embeddings().out_features
-        counts = torch.zeros(size, dtype=torch.int64)
-        for rows in (translations, references["input_ids"]):
-            flat = torch.tensor([t for row in rows for t in row], dtype=torch.int64)
-            counts += torch.bincount(flat[flat < size], minlength=size)
-        return {"counts": counts.to(torch.int32)}
-
-    return ctx.cached("target_token_counts", ctx.translations_key(), build)["counts"]
+        kept = trim_target(student, set(used) | special_ids(build.ctx.tokenizer))
+        build.metrics["vocabulary"] = {"kept": len(kept), "of": len(counts)}

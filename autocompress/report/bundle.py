@@ -12,10 +12,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from autocompress.engine.view import RETIMED_NOTE, StudyView, comparison
 from autocompress.errors import UserInputError
-from autocompress.export.manifest import is_artifact
+from autocompress.manifest import is_artifact
 from autocompress.report.card import model_card
-from autocompress.report.view import RETIMED_NOTE, StudyView, comparison
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -14,9 +14,9 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from autocompress.engine.study import is_feasible
-from autocompress.export.manifest import Manifest
+from autocompress.engine.view import StudyView
+from autocompress.manifest import Manifest
 from autocompress.report.recipe_text import describe
-from autocompress.report.view import StudyView
 
 
 def model_card(

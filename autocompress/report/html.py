@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from autocompress.engine.view import RETIMED_NOTE, StudyView, comparison
 from autocompress.report.interactive import front_chart
 from autocompress.report.tables import front_rows, trials_frame
-from autocompress.report.view import RETIMED_NOTE, StudyView, comparison
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

@@ -14,8 +14,8 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from autocompress.engine.study import is_feasible
+from autocompress.engine.view import StudyView, teacher_layers
 from autocompress.report.recipe_text import describe
-from autocompress.report.view import StudyView, teacher_layers
 
 DIV_ID = "pareto-front"
 OUTSIDE = "infeasible (outside the constraint)"

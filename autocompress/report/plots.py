@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # after use(): servers have no display
 from optuna.visualization import matplotlib as ovm
 
 from autocompress.engine.study import is_feasible
-from autocompress.report.view import StudyView
+from autocompress.engine.view import StudyView
 
 MIN_IMPORTANCE = 20  # measured trials before parameter importances are drawn
 

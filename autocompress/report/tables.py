@@ -12,9 +12,9 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.engine.study import is_feasible
-from autocompress.objectives import Measure
+from autocompress.engine.view import StudyView, teacher_layers
+from autocompress.evaluate.objectives import Measure
 from autocompress.report.recipe_text import describe
-from autocompress.report.view import StudyView, teacher_layers
 
 
 def row(trial: FrozenTrial, measures: tuple[Measure, ...], layers: tuple[int, int] | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Runtimes that translate with an exported artifact: onnxruntime (own loop) or CTranslate2, chosen by the artifact.
+"""Runtimes that translate with an exported artifact, one per entry of the registry (runtime/registry.py: onnxruntime
+with our own loop, CTranslate2), chosen by the artifact's manifest (`open_artifact`).
 
 Both offer the same surface to the evaluators (autocompress.runtime.base): `manifest` (artifact.json), `task`,
 `tokenizer`, `encode` (text → token ids, the task's prefix included), `generate_ids` from token ids (what latency
@@ -8,15 +9,12 @@ and memory time) and `translate` from text (what BLEU scores).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from autocompress.export.manifest import Manifest
+from autocompress.manifest import Manifest
 from autocompress.task import Task
-
-RUNTIMES = ("onnxruntime", "ctranslate2")
 
 
 class Seq2SeqRuntime(Protocol):
@@ -44,18 +42,6 @@ class Seq2SeqRuntime(Protocol):
     ) -> list[str]: ...
 
 
-def artifact_runtime(directory: Path) -> str:
-    return Manifest.read(directory).runtime
+from autocompress.runtime.registry import open_artifact  # noqa: E402  (the registry names Seq2SeqRuntime above)
 
-
-def open_artifact(
-    directory: Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",)
-) -> Seq2SeqRuntime:
-    if artifact_runtime(directory) == "onnxruntime":
-        from autocompress.runtime.onnx_loop import OnnxSeq2Seq
-
-        return OnnxSeq2Seq(directory, threads=threads, providers=providers)
-    from autocompress.runtime.ct2_loop import CT2Seq2Seq
-
-    device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
-    return CT2Seq2Seq(directory, threads=threads or 0, device=device)
+__all__ = ["Seq2SeqRuntime", "open_artifact"]

@@ -1,6 +1,6 @@
 """What every artifact runtime shares: the manifest, the tokenizer bound to the artifact's task, text ↔ token ids.
 
-It reads the artifact's manifest (autocompress.export.manifest). A runtime subclass supplies `generate_ids` (token
+It reads the artifact's manifest (autocompress.manifest). A runtime subclass supplies `generate_ids` (token
 ids in, output ids out: what latency and memory time); from it this base gives `translate` (text in, text out: what
 BLEU scores), with the task's source prefix applied and every special and language token kept out of the text.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from autocompress.export.manifest import Manifest
+from autocompress.manifest import Manifest
 from autocompress.model.tokenizer import load_tokenizer
 from autocompress.task import MAX_SOURCE_TOKENS, Task, bind_tokenizer, decode, special_ids
 

@@ -105,8 +105,8 @@ class OnnxSeq2Seq(ArtifactRuntime):
 
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         super().__init__(directory)
-        if self.manifest.runtime != "onnxruntime":
-            raise ValueError(f"{directory} is a {self.manifest.runtime} artifact, not an onnxruntime one")
+        if "encoder" not in self.manifest.files:  # another runtime's artifact (a registered runtime may run graphs)
+            raise ValueError(f"{directory} is a {self.manifest.runtime} artifact without ONNX graphs")
         files = self.manifest.files
         if merged and "decoder_merged" not in files:
             raise ValueError(f"{directory} has no merged decoder: autocompress.export.layout finishes an artifact")

@@ -27,17 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from autocompress.evaluate.measure_lock import background_work
+from autocompress.measure_lock import background_work
 from autocompress.model import arch
 from autocompress.model.batching import collate, token_batches
-from autocompress.passes.ffn import prune_ffn
-from autocompress.passes.heads import prune_heads
-from autocompress.passes.layers import select
+from autocompress.model.structure import prune_ffn, prune_heads, select_layers
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-    from autocompress.passes.context import PassContext
+    from autocompress.teacher.context import TeacherContext
 
 CHECKPOINT = "elastic-checkpoint.pt"
 
@@ -113,7 +111,7 @@ def structure(model: PreTrainedModel, sub: SubNet, layer_scores: dict[str, list[
     depth = {"encoder": sub.encoder_layers, "decoder": sub.decoder_layers}
     for stack in arch.STACKS:
         modules = list(arch.layers(model, stack))
-        kept = select(len(modules), depth[stack], "importance", layer_scores[stack])
+        kept = select_layers(len(modules), depth[stack], "importance", layer_scores[stack])
         handles += [m.register_forward_hook(_skip, with_kwargs=True) for i, m in enumerate(modules) if i not in kept]
     for block in arch.attention_blocks(model):
         heads = block.num_heads - min(round(sub.heads_removed * block.num_heads), block.num_heads - 1)
@@ -141,7 +139,7 @@ def _gate(gate: torch.Tensor) -> Callable[..., tuple[torch.Tensor]]:
     return hook
 
 
-def train_elastic(ctx: PassContext, settings: ElasticSettings, workdir: Path) -> PreTrainedModel:
+def train_elastic(ctx: TeacherContext, settings: ElasticSettings, workdir: Path) -> PreTrainedModel:
     """Train the elastic student in workdir (checkpoints there; an interrupted run resumes where it stopped)."""
     scores = ctx.importance()
     model = copy.deepcopy(ctx.teacher).float()

@@ -25,8 +25,8 @@ from autocompress.model.batching import collate, encode_pairs
 
 if TYPE_CHECKING:
     from autocompress.data import ParallelCorpus
-    from autocompress.passes.context import PassContext
     from autocompress.target import TargetSpec
+    from autocompress.teacher.context import TeacherContext
     from autocompress.teacher.elastic import ElasticSettings
 
 SAMPLE = 128  # training sources translated, pairs encoded
@@ -44,7 +44,7 @@ def _seconds(work: Callable[[], object], repeats: int = REPEATS) -> float:
 
 
 def time_units(
-    ctx: PassContext,
+    ctx: TeacherContext,
     dev: ParallelCorpus,
     target: TargetSpec,
     missing: tuple[str, ...],
@@ -68,7 +68,7 @@ def time_units(
     if {"teacher_translations", "target_token_counts", "shortlist_table"} & set(missing):
         units |= _translation_units(ctx, sources)
     if "shortlist_table" in missing:
-        from autocompress.passes.shortlist import TABLE_WIDTH, lexical_ranking
+        from autocompress.teacher.lexicon import TABLE_WIDTH, lexical_ranking
 
         source_size = ctx.teacher.get_input_embeddings().num_embeddings
         target_size = ctx.teacher.get_output_embeddings().out_features
@@ -100,7 +100,7 @@ def _measurement_units(
 
 
 def _step_units(
-    ctx: PassContext, src: list[list[int]], tgt: list[list[int]], elastic: ElasticSettings | None, tokens: int
+    ctx: TeacherContext, src: list[list[int]], tgt: list[list[int]], elastic: ElasticSettings | None, tokens: int
 ) -> dict[str, float]:
     """One optimizer step (forward, backward) on about `tokens` padded tokens, for the largest and the smallest
     structure the space trains, and one forward of the teacher (importance scoring runs forwards and backwards)."""
@@ -154,7 +154,7 @@ def _step_units(
     }
 
 
-def _translation_units(ctx: PassContext, sources: list[str]) -> dict[str, float]:
+def _translation_units(ctx: TeacherContext, sources: list[str]) -> dict[str, float]:
     """The KD data's fixed cost (the teacher's int8 artifact) and seconds per training source."""
     from autocompress.teacher.translations import time_translation
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from autocompress.evaluate.measure_lock import background_work
+from autocompress.measure_lock import background_work
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -117,12 +117,11 @@ def _artifact(teacher: Any, tokenizer: Any, task: Task, runtime: str, directory:
 
         return CT2Seq2Seq(export_ctranslate2(teacher, tokenizer, directory / "ct2", "int8", task), threads=threads)
     from autocompress.export.onnx import export_onnx
-    from autocompress.passes.precision import apply_artifact
-    from autocompress.recipe import PassConfig
+    from autocompress.export.quantize import quantize_onnx
     from autocompress.runtime.onnx_loop import OnnxSeq2Seq
 
     fp32 = export_onnx(teacher, tokenizer, directory / "fp32", task=task)
-    int8 = apply_artifact(fp32, directory / "int8", PassConfig.make("precision", {"dtype": "int8"}))
+    int8 = quantize_onnx(fp32, directory / "int8", {"dtype": "int8"})
     return OnnxSeq2Seq(int8, threads=threads or None)
 
 

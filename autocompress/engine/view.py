@@ -14,11 +14,11 @@ from typing import Any, NamedTuple
 import optuna
 from optuna.trial import FrozenTrial
 
+from autocompress.engine.select import RULES, select
 from autocompress.engine.settings import recorded_settings, study_measures
 from autocompress.engine.study import RETIMED, is_feasible, is_measured, pareto_ranks, superseded
 from autocompress.errors import UserInputError
-from autocompress.objectives import Measure
-from autocompress.report.select import RULES, select
+from autocompress.evaluate.objectives import Measure
 
 
 class StudyView(NamedTuple):
@@ -115,7 +115,7 @@ def teacher_layers(view: StudyView) -> tuple[int, int] | None:
     """The teacher's (encoder, decoder) layer counts, read from its baseline artifact; None where it is gone."""
     from pathlib import Path
 
-    from autocompress.export.manifest import Manifest, is_artifact
+    from autocompress.manifest import Manifest, is_artifact
 
     artifact = Path(view.baseline.get("artifact") or "")
     if not view.baseline.get("artifact") or not is_artifact(artifact):

@@ -16,19 +16,20 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from autocompress.engine.budget import parse_budget
-from autocompress.engine.config import SearchConfig
-from autocompress.engine.driver import Driver, check_space, model_info, resolve_out
+from autocompress.engine.config import SearchConfig, resolve_out
+from autocompress.engine.driver import Driver
 from autocompress.engine.executor import check_address
+from autocompress.engine.model_info import check_space, model_info
 from autocompress.engine.plan import Plan
 from autocompress.engine.progress import Progress
 from autocompress.engine.resources import check_local
+from autocompress.engine.select import RULES
 from autocompress.engine.settings import search_settings
 from autocompress.engine.study import make_sampler, open_study, storage_url
+from autocompress.engine.view import StudyView
 from autocompress.errors import RunFailed, UserInputError
+from autocompress.evaluate.objectives import parse_objectives
 from autocompress.inputs import check_output_dir, check_study_file, check_weights, finite, integer
-from autocompress.objectives import parse_objectives
-from autocompress.report.select import RULES
-from autocompress.report.view import StudyView
 from autocompress.space import SearchSpace, load_space
 from autocompress.target import TargetSpec
 
@@ -64,7 +65,7 @@ class SearchResult:
 
     def summary(self) -> dict[str, Any]:
         """What `--json` prints."""
-        from autocompress.report.view import comparison
+        from autocompress.engine.view import comparison
 
         view = self.view
         trials = view.study.get_trials(deepcopy=False)
@@ -228,12 +229,12 @@ def finish(study: optuna.Study, out: Path, rule: str | None = None, storage: str
     import shutil
 
     from autocompress.engine.study import alive
+    from autocompress.engine.view import study_view
     from autocompress.engine.worker import FAULTS_ENV
     from autocompress.report.bundle import export_trial
     from autocompress.report.html import write_html
     from autocompress.report.plots import write_plots
     from autocompress.report.tables import write_tables
-    from autocompress.report.view import study_view
 
     view = study_view(study, rule)
     for stale in out.glob(".outputs-*"):  # left by a process killed while writing
