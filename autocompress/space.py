@@ -65,9 +65,9 @@ class Dimension:
 @dataclass(frozen=True)
 class Fidelity:
     """Multi-fidelity training budgets (`fidelity:` in the YAML): every student is trained rungs[0] distillation steps
-    (0: measured as sliced, a free first rung for students that start from the elastic student); the best 1/eta of a
-    rung, by Pareto rank of their measured objectives, are trained on to the next rung, continuing from where they
-    stopped (the wsd schedule: autocompress.passes.distill)."""
+    (0: measured as sliced, a free first rung for students that start from the elastic student); 1/eta of a rung, those
+    whose training is expected to add most to the front measured so far (engine/promotion.py), are trained on to the
+    next rung, continuing from where they stopped (the wsd schedule: autocompress.passes.distill)."""
 
     rungs: tuple[int, ...]
     eta: int = 4

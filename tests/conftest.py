@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,32 @@ from autocompress.data import load_demo
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FAMILIES = ("marian", "mbart", "m2m_100", "t5")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "alone: runs with no other test beside it (timings, shared ports, mounts)")
+
+
+@pytest.fixture(autouse=True)
+def _alone_or_side_by_side(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Two workers run the suite side by side (pytest-xdist: `-n 2` in pyproject.toml). Every test holds a shared
+    lock while it runs; a test marked `alone` takes it exclusively, so it waits for the test beside it to end and the
+    other worker waits for it. A turnstile taken first keeps the other worker's next tests from starving it."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing runs beside
+        yield
+        return
+    alone = request.node.get_closest_marker("alone") is not None
+    root = Path(tempfile.gettempdir()) / f"autocompress-tests-{run}"
+    root.mkdir(exist_ok=True)
+    with open(root / "turnstile", "a") as turnstile, open(root / "running", "a") as running:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(running, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(running, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "autocompress"
 # Bottom to top (docs/architecture.md): each layer imports only the layers before it. The first is the package's root
 # modules the whole house stands on; `autocompress` itself (its lazy `search`) and `__main__` stand above all.
-CORE = ("errors", "inputs", "task", "target", "objectives", "cache", "data", "measure_lock", "manifest")
+CORE = ("errors", "inputs", "task", "target", "cache", "data", "measure_lock", "manifest", "plugins")
 LAYERS = ("core", "model", "export", "runtime", "evaluate", "teacher", "passes", "space", "engine", "report", "api")
 LAYERS += ("demo", "cli")
 

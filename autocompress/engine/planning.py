@@ -131,7 +131,8 @@ class Planning:
         """(whether another trial fits the budget's time, the student to promote if its rung fits too): a promotion
         whose training would overrun the budget gives way to a new trial at the first rung."""
         study = self.driver.study
-        parent, left = promotion(study, self.driver.space.fidelity), self.left()
+        objectives = [m.key for m in self.driver.config.measures()]
+        parent, left = promotion(study, self.driver.space.fidelity, objectives), self.left()
         if left is None:
             return True, parent
         if parent is not None and trial_seconds(study, self.plan, parent.user_attrs.get("rung", 0) + 1) <= left:

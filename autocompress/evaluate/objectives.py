@@ -182,3 +182,8 @@ register_evaluator(
         background=False,
     )
 )
+
+
+from autocompress import plugins  # noqa: E402  (after the built-in entries: a plugin may replace one)
+
+plugins.load()

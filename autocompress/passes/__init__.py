@@ -22,3 +22,8 @@ for _pass in (Init(), Layers(), Heads(), FFN(), Sparsity(), Distill(), Vocabular
     register(_pass)
 
 __all__ = ["PASSES", "STAGE_ORDER", "Pass", "in_stage_order", "register", "unregister"]
+
+
+from autocompress import plugins  # noqa: E402  (after the built-in entries: a plugin may replace one)
+
+plugins.load()

@@ -166,3 +166,8 @@ register_runtime(
         native=_ct2_native,
     )
 )
+
+
+from autocompress import plugins  # noqa: E402  (after the built-in entries: a plugin may replace one)
+
+plugins.load()
