@@ -13,17 +13,20 @@ from autocompress.engine.plan import Plan
 from autocompress.engine.study import is_measured, pareto_ranks
 from autocompress.space import Fidelity
 
-# What a promotion is expected to add: the median BLEU gain of the promotions measured at that rung, else this.
-EXPECTED_GAIN = 0.5
+# What training to the next rung is expected to add to a student's quality: this share of its gap to the teacher's,
+# or the median share the promotions measured from that rung closed. On the demo, students sliced from the elastic
+# student closed 26-67 % of their gap in 200-800 steps (4+1: 19.71 → 20.02, 2+2: 20.09 → 20.65, teacher 20.92), and
+# one within half a BLEU of the teacher lost 0.46 in 200 steps: the nearer the teacher, the less training adds.
+GAP_CLOSED = 0.3
 
 
 def promotion(study: optuna.Study, fidelity: Fidelity | None, objectives: list[str]) -> FrozenTrial | None:
     """Of the students measured at a rung, 1/eta go on to the next, as soon as enough have been measured there (the
     highest rung first). Which one: the student whose training is expected to add most hypervolume to what the study
-    has measured (every trial, teachers at other precisions included, and the baseline), if its `quality` rose by
-    the gain promotions at that rung have shown: a student the front already beats at its latency gains nothing,
-    however high its BLEU. Ties (all zero) go by Pareto rank among the waiting students, then by quality. `objectives`:
-    the study's measure keys, in the order of its values."""
+    has measured (every trial, teachers at other precisions included, and the baseline), if training closed the share
+    of its quality gap to the teacher that promotions from that rung have closed: a student the front already beats
+    at its latency gains nothing, however high its BLEU. Ties (all zero) go by Pareto rank among the waiting
+    students, then by quality. `objectives`: the study's measure keys, in the order of its values."""
     if fidelity is None:
         return None
     trials = study.get_trials(deepcopy=False)
@@ -40,27 +43,32 @@ def promotion(study: optuna.Study, fidelity: Fidelity | None, objectives: list[s
         waiting = [t for t in done if t.number not in promoted]
         if not waiting or len(done) // fidelity.eta <= len(done) - len(waiting):
             continue
-        gain = _gain(measured, rung, quality)
+        teacher = study.user_attrs.get("baseline", {}).get("values", {}).get(quality)
+        share = _gap_closed(measured, rung, quality, teacher)
         ranks = pareto_ranks([list(t.values) for t in waiting], directions)
         scored = []
         for rank, trial in zip(ranks, waiting, strict=True):
             raised = list(trial.values)
-            raised[index] += gain
+            if teacher is not None:
+                raised[index] += share * max(0.0, teacher - trial.user_attrs["values"][quality])
             scored.append((hypervolume_gain(points, raised, directions), -rank, trial.user_attrs["values"][quality]))
         best = max(range(len(waiting)), key=lambda k: scored[k])
         return waiting[best]
     return None
 
 
-def _gain(measured: list[FrozenTrial], rung: int, quality: str) -> float:
-    """The median quality gain of the students promoted from this rung and measured at the next, else the default."""
+def _gap_closed(measured: list[FrozenTrial], rung: int, quality: str, teacher: float | None) -> float:
+    """The median share of their quality gap to the teacher that students promoted from this rung closed at the
+    next (negative where training cost quality), else GAP_CLOSED."""
     by_number = {t.number: t for t in measured}
-    gains = [
-        t.user_attrs["values"][quality] - by_number[t.user_attrs["parent"]].user_attrs["values"][quality]
-        for t in measured
-        if t.user_attrs.get("rung") == rung + 1 and t.user_attrs.get("parent") in by_number
-    ]
-    return float(np.median(gains)) if gains else EXPECTED_GAIN
+    shares = []
+    for t in measured:
+        parent = by_number.get(t.user_attrs.get("parent", -1))
+        if t.user_attrs.get("rung") == rung + 1 and parent is not None and teacher is not None:
+            gap = teacher - parent.user_attrs["values"][quality]
+            if gap > 0.05:  # a student at the teacher's quality says nothing about closing a gap
+                shares.append((t.user_attrs["values"][quality] - parent.user_attrs["values"][quality]) / gap)
+    return float(np.median(shares)) if shares else GAP_CLOSED
 
 
 def hypervolume_gain(points: list[list[float]], candidate: list[float], directions: list[str]) -> float:
