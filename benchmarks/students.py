@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -86,7 +87,9 @@ def run_search(engine: str, budget_s: float, workdir: Path) -> Path:
     print(f"{engine}: {spent / 60:.0f} min spent, running {' '.join(command[2:])}", flush=True)
     started = time.time()
     runs.append([started, started])
+    stopped: list[int] = []  # a session ending stops the benchmark: the search is stopped too, and resumes later
     with subprocess.Popen(command) as search:
+        signal.signal(signal.SIGTERM, lambda number, _frame: (stopped.append(number), search.terminate()))
         beats = 0
         while search.poll() is None:
             time.sleep(BEAT)
@@ -96,10 +99,13 @@ def run_search(engine: str, budget_s: float, workdir: Path) -> Path:
             if beats % KEEP_EVERY == 0:  # a session's end cuts the run: what it measured so far is kept
                 keep(engine, workdir)
     runs[-1][1] = time.time()
-    log.write_text(json.dumps({"runs": runs, "finished": search.returncode == 0, "budget_s": budget_s}))
+    # A search stopped (SIGTERM) ends cleanly with code 0 too: only one that ended by itself is finished.
+    finished = search.returncode == 0 and not stopped
+    log.write_text(json.dumps({"runs": runs, "finished": finished, "budget_s": budget_s}))
     keep(engine, workdir)
-    if search.returncode != 0:
-        raise SystemExit(f"{engine}: the search exited {search.returncode}")
+    if search.returncode != 0 or stopped:
+        said = " (stopped; run the benchmark again to resume it)" if stopped else ""
+        raise SystemExit(f"{engine}: the search exited {search.returncode}{said}")
     return out
 
 
